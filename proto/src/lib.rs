@@ -1,0 +1,1 @@
+//! NSQ wire protocol codec.
