@@ -1,0 +1,63 @@
+//! Socket helpers: binding one port on every shard, and moving a connected
+//! socket between shards.
+//!
+//! glommio's `TcpStream` has `FromRawFd` but no `IntoRawFd`, so a stream is
+//! moved by `dup(2)`-ing its descriptor: the new descriptor travels to the
+//! other shard as an `OwnedFd` and the old stream is dropped (closing only its
+//! own descriptor, not the connection). The two `unsafe` calls live here.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
+use glommio::net::TcpStream;
+
+/// Duplicate the descriptor of `stream`.
+pub fn dup_fd(stream: &TcpStream) -> io::Result<OwnedFd> {
+    dup_raw(stream.as_raw_fd())
+}
+
+fn dup_raw(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: dup on a descriptor we own; F_DUPFD_CLOEXEC returns a fresh
+    // descriptor (or -1), which we then own exclusively.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a valid descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// A second handle to the same connection, so one task can read while another
+/// writes without sharing a `RefCell` across awaits.
+pub fn dup_stream(stream: &TcpStream) -> io::Result<TcpStream> {
+    Ok(stream_from_fd(dup_fd(stream)?))
+}
+
+/// Turn a descriptor received from another shard into a stream on this one.
+pub fn stream_from_fd(fd: OwnedFd) -> TcpStream {
+    // SAFETY: the OwnedFd is a connected TCP socket we own; ownership passes
+    // to the stream, which closes it on drop.
+    unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) }
+}
+
+/// Reserve `addr` (resolving port 0 to a real port) with SO_REUSEPORT but
+/// without listening, so every shard can then bind the same port. The
+/// returned socket must be kept until the shards have bound, then dropped; a
+/// bound socket that does not listen never receives connections.
+pub fn reserve_port(addr: SocketAddr) -> io::Result<(socket2::Socket, SocketAddr)> {
+    let domain = if addr.is_ipv6() {
+        socket2::Domain::IPV6
+    } else {
+        socket2::Domain::IPV4
+    };
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    let local = socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an inet address"))?;
+    Ok((socket, local))
+}
