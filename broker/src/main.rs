@@ -1,1 +1,37 @@
-fn main() {}
+//! `nsqd` binary: parse flags, start the shards, wait for a signal.
+
+use nsq_broker::config::{ConfigError, Options};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    let opts = match Options::parse_args(std::env::args().skip(1)) {
+        Ok(opts) => opts,
+        Err(ConfigError::Help(usage)) => {
+            eprintln!("{usage}");
+            std::process::exit(0);
+        }
+        Err(e) => {
+            eprintln!("nsqd: {e}");
+            std::process::exit(e.exit_code());
+        }
+    };
+    if opts.version {
+        println!("{}", Options::version_string());
+        return;
+    }
+    nsq_broker::log::set_prefix(&opts.log_prefix);
+    if let Some(level) = nsq_broker::log::Level::parse(opts.log_level.label()) {
+        nsq_broker::log::set_level(level);
+    }
+    nsq_broker::server::block_signals();
+    if let Err(e) = nsq_broker::server::run(opts) {
+        eprintln!("{}FATAL: {e:#}", opts_prefix());
+        std::process::exit(1);
+    }
+}
+
+fn opts_prefix() -> &'static str {
+    "[nsqd] "
+}

@@ -1,0 +1,395 @@
+//! A channel: its memory queue, its consumers, and its in-flight and deferred
+//! messages.
+//!
+//! Lives on: the channel's owner shard only (see `shard::routing::owner_of`).
+//! Every consumer of the channel has been moved to this shard at SUB, so RDY,
+//! FIN, REQ, TOUCH, timeouts and delivery are all local, single-threaded code.
+//! Topic parts on other shards hand messages in through `ShardMsg::Deliver`;
+//! they never touch this struct. The only thing shared across cores is
+//! `gauge`, an atomic depth the topic parts read to respect the queue bound.
+//!
+//! Delivery is push-based, not a per-client pump task: when a message arrives
+//! or a consumer becomes ready, `dispatch` hands queued messages to ready
+//! consumers round-robin, encoding each straight into that consumer's output
+//! buffer. No task wake-up or allocation per message.
+
+pub mod deferred;
+pub mod inflight;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use nsq_io::signal::Signal;
+use nsq_proto::MessageId;
+
+use crate::client::Client;
+use crate::config::Options;
+use crate::message::Message;
+use crate::stats::snapshot::{ChannelStats, E2eLatency};
+use deferred::DeferredQueue;
+use inflight::{InFlight, InFlightError, InFlightTable};
+
+/// Messages queued in a channel's memory queue or on their way to it from a
+/// topic part. Shared (read-mostly) with the topic parts on every shard.
+pub type Gauge = Arc<AtomicI64>;
+
+/// One channel. Lives on: its owner shard.
+#[derive(Debug)]
+pub struct Channel {
+    /// Topic name.
+    pub topic: Rc<str>,
+    /// Channel name.
+    pub name: Rc<str>,
+    /// `#ephemeral`: deleted with its last consumer, overflow dropped.
+    pub ephemeral: bool,
+    opts: Arc<Options>,
+    queue: RefCell<VecDeque<Message>>,
+    /// See [`Gauge`].
+    pub gauge: Gauge,
+    in_flight: RefCell<InFlightTable>,
+    deferred: RefCell<DeferredQueue>,
+    consumers: RefCell<Vec<Rc<Client>>>,
+    cursor: Cell<usize>,
+    paused: Cell<bool>,
+    deleted: Cell<bool>,
+    message_count: Cell<u64>,
+    requeue_count: Cell<u64>,
+    timeout_count: Cell<u64>,
+    /// Wakes the timer task when an earlier deadline appears.
+    timer_wake: Signal,
+    rng: Cell<u64>,
+}
+
+impl Channel {
+    /// Create the channel and start its timer task on the current shard.
+    pub fn create(topic: Rc<str>, name: &str, opts: Arc<Options>) -> Rc<Channel> {
+        let channel = Rc::new(Channel {
+            ephemeral: nsq_proto::names::is_ephemeral(name),
+            name: Rc::from(name),
+            topic,
+            opts,
+            queue: RefCell::new(VecDeque::new()),
+            gauge: Arc::new(AtomicI64::new(0)),
+            in_flight: RefCell::new(InFlightTable::default()),
+            deferred: RefCell::new(DeferredQueue::default()),
+            consumers: RefCell::new(Vec::new()),
+            cursor: Cell::new(0),
+            paused: Cell::new(false),
+            deleted: Cell::new(false),
+            message_count: Cell::new(0),
+            requeue_count: Cell::new(0),
+            timeout_count: Cell::new(0),
+            timer_wake: Signal::new(),
+            rng: Cell::new(0x9e37_79b9_7f4a_7c15 ^ (crate::message::now_ns() as u64)),
+        });
+        glommio::spawn_local(timer_loop(
+            Rc::downgrade(&channel),
+            channel.timer_wake.clone(),
+        ))
+        .detach();
+        channel
+    }
+
+    /// Accept a message handed over by a topic part (already counted in
+    /// `gauge` by the sender).
+    pub fn put(&self, msg: Message) {
+        if self.deleted.get() {
+            self.gauge.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        self.message_count.set(self.message_count.get() + 1);
+        if let Some(due) = msg.deliver_at {
+            if due > Instant::now() {
+                self.gauge.fetch_sub(1, Ordering::Relaxed);
+                self.defer(due, msg);
+                return;
+            }
+        }
+        // Ephemeral channels have no backend: overflow is dropped, as nsqd's
+        // dummy backend does. Durable channels never drop: topic parts only
+        // hand over what fits (see Topic::pump), requeues may exceed the bound.
+        if self.ephemeral && self.queue.borrow().len() >= self.opts.mem_queue_size as usize {
+            self.gauge.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        self.queue.borrow_mut().push_back(msg);
+        self.dispatch();
+    }
+
+    /// Requeue a message we already hold (timeout, REQ 0, deferral due).
+    fn requeue_now(&self, msg: Message) {
+        self.gauge.fetch_add(1, Ordering::Relaxed);
+        self.queue.borrow_mut().push_back(msg);
+    }
+
+    fn defer(&self, due: Instant, msg: Message) {
+        let earlier = self.deferred.borrow().next_due().is_none_or(|d| due < d);
+        self.deferred.borrow_mut().push(due, msg);
+        if earlier {
+            self.timer_wake.notify();
+        }
+    }
+
+    /// Deliver queued messages to ready consumers, round-robin.
+    pub fn dispatch(&self) {
+        if self.paused.get() || self.deleted.get() {
+            return;
+        }
+        loop {
+            if self.queue.borrow().is_empty() {
+                return;
+            }
+            let Some(client) = self.next_ready() else {
+                return;
+            };
+            let Some(mut msg) = self.queue.borrow_mut().pop_front() else {
+                return;
+            };
+            self.gauge.fetch_sub(1, Ordering::Relaxed);
+            let sample_rate = client.sample_rate();
+            if sample_rate > 0 && (self.random() % 100) as i32 > sample_rate {
+                // nsqd drops sampled-out messages for the whole channel.
+                continue;
+            }
+            msg.attempts = msg.attempts.saturating_add(1);
+            let now = Instant::now();
+            let deadline = now + client.msg_timeout();
+            let earlier = self
+                .in_flight
+                .borrow_mut()
+                .next_deadline()
+                .is_none_or(|d| deadline < d);
+            client.send_message(&msg);
+            self.in_flight.borrow_mut().insert(InFlight {
+                msg,
+                client_id: client.id,
+                deadline,
+                delivered_at: now,
+            });
+            if earlier {
+                self.timer_wake.notify();
+            }
+        }
+    }
+
+    /// The next consumer, after the last one served, that can take a message.
+    fn next_ready(&self) -> Option<Rc<Client>> {
+        let consumers = self.consumers.borrow();
+        let n = consumers.len();
+        let start = self.cursor.get();
+        for i in 0..n {
+            let idx = (start + i) % n;
+            if consumers[idx].is_ready_for_messages() {
+                self.cursor.set(idx + 1);
+                return Some(consumers[idx].clone());
+            }
+        }
+        None
+    }
+
+    fn random(&self) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        x
+    }
+
+    /// Add a subscribed consumer. Fails when `--max-channel-consumers` is reached.
+    pub fn add_consumer(&self, client: Rc<Client>) -> Result<(), String> {
+        let max = self.opts.max_channel_consumers;
+        let mut consumers = self.consumers.borrow_mut();
+        if max > 0 && consumers.len() as i64 >= max as i64 {
+            return Err(format!(
+                "channel consumers for {}:{} exceeds limit of {}",
+                self.topic, self.name, max
+            ));
+        }
+        if self.deleted.get() {
+            return Err("channel is exiting".into());
+        }
+        consumers.push(client);
+        Ok(())
+    }
+
+    /// Remove a consumer (its connection ended). Its in-flight messages stay
+    /// until they time out, as in nsqd. Returns true when an ephemeral channel
+    /// just lost its last consumer and must be deleted.
+    pub fn remove_consumer(&self, client_id: u64) -> bool {
+        let mut consumers = self.consumers.borrow_mut();
+        consumers.retain(|c| c.id != client_id);
+        self.ephemeral && consumers.is_empty() && !self.deleted.get()
+    }
+
+    /// FIN: the consumer is done with the message.
+    pub fn finish(&self, client: &Client, id: &MessageId) -> Result<(), InFlightError> {
+        self.in_flight.borrow_mut().remove(id, client.id)?;
+        client.on_finished();
+        self.dispatch();
+        Ok(())
+    }
+
+    /// REQ: put the message back now (`delay` zero) or after `delay`.
+    pub fn requeue(
+        &self,
+        client: &Client,
+        id: &MessageId,
+        delay: Duration,
+    ) -> Result<(), InFlightError> {
+        let entry = self.in_flight.borrow_mut().remove(id, client.id)?;
+        client.on_requeued();
+        self.requeue_count.set(self.requeue_count.get() + 1);
+        if delay.is_zero() {
+            self.requeue_now(entry.msg);
+        } else {
+            self.defer(Instant::now() + delay, entry.msg);
+        }
+        self.dispatch();
+        Ok(())
+    }
+
+    /// TOUCH: restart the message's timeout.
+    pub fn touch(&self, client: &Client, id: &MessageId) -> Result<(), InFlightError> {
+        self.in_flight.borrow_mut().touch(
+            id,
+            client.id,
+            Instant::now(),
+            client.msg_timeout(),
+            self.opts.max_msg_timeout,
+        )?;
+        Ok(())
+    }
+
+    /// Time out due in-flight messages and release due deferred ones.
+    /// Returns the next time there is work.
+    pub fn process_timers(&self, now: Instant) -> Option<Instant> {
+        let mut expired = Vec::new();
+        self.in_flight.borrow_mut().pop_expired(now, &mut expired);
+        for entry in expired {
+            self.timeout_count.set(self.timeout_count.get() + 1);
+            if let Some(client) = self.consumer(entry.client_id) {
+                client.on_timed_out();
+            }
+            self.requeue_now(entry.msg);
+        }
+        let mut due = Vec::new();
+        self.deferred.borrow_mut().pop_due(now, &mut due);
+        for msg in due {
+            self.requeue_now(msg);
+        }
+        self.dispatch();
+        let next_flight = self.in_flight.borrow_mut().next_deadline();
+        let next_deferred = self.deferred.borrow().next_due();
+        match (next_flight, next_deferred) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn consumer(&self, client_id: u64) -> Option<Rc<Client>> {
+        self.consumers
+            .borrow()
+            .iter()
+            .find(|c| c.id == client_id)
+            .cloned()
+    }
+
+    /// A consumer changed its RDY or in-flight count: deliver if it can take more.
+    pub fn consumer_ready_changed(&self) {
+        self.dispatch();
+    }
+
+    /// Pause or unpause delivery.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.set(paused);
+        if !paused {
+            self.dispatch();
+        }
+        for c in self.consumers.borrow().iter() {
+            c.wake_writer();
+        }
+    }
+
+    /// Paused?
+    pub fn is_paused(&self) -> bool {
+        self.paused.get()
+    }
+
+    /// Drop every queued, in-flight and deferred message (nsqd `Empty`).
+    pub fn empty(&self) {
+        let queued = {
+            let mut q = self.queue.borrow_mut();
+            let n = q.len();
+            q.clear();
+            n
+        };
+        self.gauge.fetch_sub(queued as i64, Ordering::Relaxed);
+        self.in_flight.borrow_mut().clear();
+        self.deferred.borrow_mut().clear();
+        for c in self.consumers.borrow().iter() {
+            c.reset_in_flight();
+        }
+    }
+
+    /// Delete: drop all messages and disconnect the consumers.
+    pub fn delete(&self) {
+        self.empty();
+        self.deleted.set(true);
+        self.timer_wake.notify();
+        let consumers = std::mem::take(&mut *self.consumers.borrow_mut());
+        for c in consumers {
+            c.close();
+        }
+    }
+
+    /// Deleted already?
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.get()
+    }
+
+    /// Snapshot for /stats.
+    pub fn stats(&self, include_clients: bool) -> ChannelStats {
+        let consumers = self.consumers.borrow();
+        ChannelStats {
+            channel_name: self.name.to_string(),
+            depth: self.queue.borrow().len() as i64,
+            backend_depth: 0,
+            in_flight_count: self.in_flight.borrow().len() as i64,
+            deferred_count: self.deferred.borrow().len() as i64,
+            message_count: self.message_count.get(),
+            requeue_count: self.requeue_count.get(),
+            timeout_count: self.timeout_count.get(),
+            client_count: consumers.len() as i64,
+            clients: include_clients.then(|| consumers.iter().map(|c| c.stats()).collect()),
+            paused: self.paused.get(),
+            e2e_processing_latency: E2eLatency::default(),
+        }
+    }
+}
+
+/// Sleeps until the channel's next in-flight deadline or deferral is due
+/// (no periodic scan: an idle channel costs nothing), or until woken because
+/// an earlier one was added. Exits when the channel is dropped or deleted.
+async fn timer_loop(channel: std::rc::Weak<Channel>, wake: Signal) {
+    let mut next: Option<Instant> = None;
+    loop {
+        match next {
+            Some(at) => {
+                let wait = at.saturating_duration_since(Instant::now());
+                future::or(wake.wait(), glommio::timer::sleep(wait)).await;
+            }
+            None => wake.wait().await,
+        }
+        let Some(ch) = channel.upgrade() else { return };
+        if ch.is_deleted() {
+            return;
+        }
+        next = ch.process_timers(Instant::now());
+    }
+}

@@ -1,0 +1,263 @@
+//! THE per-connection loop: read, decode, execute, repeat.
+//!
+//! Each connection has two tasks on its shard: this reader, and the writer in
+//! `pump` (fed through `Client::out`). A connection that sends SUB is moved to
+//! the shard owning the channel (`move_to_owner`): the socket is dup'ed and
+//! handed over with any bytes already read, and the owner runs this same loop
+//! for it. From then on RDY/FIN/REQ/TOUCH and delivery are local to the owner.
+
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_lite::AsyncReadExt;
+use glommio::net::TcpStream;
+use nsq_proto::{decode_command, ErrorCode, Limits, MAGIC_V2};
+
+use super::exec::{ClientErr, Next};
+use super::{identify, pump, Client, ClientState};
+use crate::channel::Channel;
+use crate::message::now_secs;
+use crate::shard::msg::{Handoff, ShardMsg};
+use crate::shard::{routing, Shard};
+
+/// How much we ask the kernel for per read: large enough for an MPUB batch of
+/// 200 x 200 B bodies in one go, small enough not to matter per connection.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// nsqd's client timeout: how long a new connection may take to send the magic.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One connection's reader side. Lives on: the shard running the connection.
+pub struct Conn {
+    pub(crate) shard: Rc<Shard>,
+    pub(crate) client: Rc<Client>,
+    pub(crate) channel: Option<Rc<Channel>>,
+    pub(crate) limits: Limits,
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+/// Serve a freshly accepted connection.
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+    let remote = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let _ = stream.set_read_timeout(Some(CLIENT_TIMEOUT));
+    let mut magic = [0u8; 4];
+    if stream.read_exact(&mut magic).await.is_err() {
+        return; // nsqd closes silently when the client sends nothing
+    }
+    if &magic != MAGIC_V2 {
+        crate::log_error!(
+            "client({remote}) bad protocol magic '{}'",
+            String::from_utf8_lossy(&magic)
+        );
+        let mut out = BytesMut::new();
+        nsq_proto::frame::encode_error(&mut out, ErrorCode::BadProtocol, "");
+        let _ = futures_lite::AsyncWriteExt::write_all(&mut stream, &out).await;
+        return;
+    }
+    crate::log_info!("TCP: new client({remote})");
+    let info = identify::default_info(&shard.opts);
+    let client = Rc::new(Client::new(shard.new_client_id(), remote, now_secs(), info));
+    let conn = Conn::new(shard, client, stream, BytesMut::with_capacity(READ_CHUNK));
+    conn.run(None).await;
+}
+
+/// Take over a connection moved here by SUB (we own its channel).
+pub async fn adopt(shard: Rc<Shard>, h: Handoff) {
+    let stream = nsq_io::net::stream_from_fd(h.fd);
+    let client = Rc::new(Client::new(
+        h.client_id,
+        h.remote_address,
+        h.connect_ts,
+        h.info,
+    ));
+    client.restore_counters(h.counters, h.pub_counts);
+    let channel = shard.ensure_channel(&h.topic, &h.channel).await;
+    let conn = Conn::new(shard, client, stream, h.leftover);
+    conn.run(Some(channel)).await;
+}
+
+impl Conn {
+    fn new(shard: Rc<Shard>, client: Rc<Client>, stream: TcpStream, buf: BytesMut) -> Conn {
+        let opts = &shard.opts;
+        let limits = Limits {
+            max_msg_size: opts.max_msg_size as usize,
+            max_body_size: opts.max_body_size as usize,
+            max_req_timeout_ms: opts.max_req_timeout.as_millis() as i64,
+            max_rdy_count: opts.max_rdy_count as i64,
+        };
+        shard.register_client(&client);
+        Conn {
+            shard,
+            client,
+            channel: None,
+            limits,
+            stream,
+            buf,
+        }
+    }
+
+    /// The loop. `subscribe`: the channel this (moved) connection subscribes to.
+    async fn run(mut self, subscribe: Option<Rc<Channel>>) {
+        let writer = match nsq_io::net::dup_stream(&self.stream) {
+            Ok(w) => glommio::spawn_local(pump::run_writer(self.client.clone(), w)),
+            Err(e) => {
+                crate::log_error!(
+                    "client({}): cannot dup socket: {e}",
+                    self.client.remote_address
+                );
+                return self.finish(None).await;
+            }
+        };
+        if let Some(channel) = subscribe {
+            if let Err(err) = self.subscribed(channel) {
+                self.client.send_error(err.code, &err.desc);
+                return self.finish(Some(writer)).await;
+            }
+        }
+        loop {
+            match self.exec_buffered() {
+                Next::Continue => {}
+                Next::Close => break,
+                Next::Subscribe { topic, channel } => {
+                    return self.move_to_owner(writer, topic, channel).await;
+                }
+            }
+            match self.read_more().await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        self.finish(Some(writer)).await;
+    }
+
+    /// Execute every complete command in the buffer (clients pipeline).
+    fn exec_buffered(&mut self) -> Next {
+        loop {
+            if self.client.is_closed() {
+                return Next::Close;
+            }
+            let cmd = match decode_command(&mut self.buf, &self.limits) {
+                Ok(Some(cmd)) => cmd,
+                Ok(None) => return Next::Continue,
+                Err(e) => {
+                    self.client.send_error(e.code(), &e.description());
+                    return Next::Close;
+                }
+            };
+            match self.exec(cmd) {
+                Ok(Next::Continue) => {}
+                Ok(next) => return next,
+                Err(ClientErr { code, desc }) => {
+                    self.client.send_error(code, &desc);
+                    if code.is_fatal() {
+                        return Next::Close;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn read_more(&mut self) -> io::Result<usize> {
+        // nsqd: the read deadline is twice the heartbeat interval.
+        let timeout = self
+            .client
+            .info
+            .borrow()
+            .heartbeat_interval
+            .map(|hb| hb * 2);
+        let _ = self.stream.set_read_timeout(timeout);
+        let len = self.buf.len();
+        self.buf.resize(len + READ_CHUNK, 0);
+        let res = self.stream.read(&mut self.buf[len..]).await;
+        let n = *res.as_ref().unwrap_or(&0);
+        self.buf.truncate(len + n);
+        res
+    }
+
+    /// Register as a consumer of `channel` (on its owner shard) and answer SUB.
+    fn subscribed(&mut self, channel: Rc<Channel>) -> Result<(), ClientErr> {
+        channel
+            .add_consumer(self.client.clone())
+            .map_err(|e| ClientErr::fatal(ErrorCode::SubFailed, format!("SUB failed {e}")))?;
+        self.client.set_channel_paused(channel.is_paused());
+        self.client.set_state(ClientState::Subscribed);
+        self.client.send_response(nsq_proto::frame::OK);
+        self.channel = Some(channel);
+        Ok(())
+    }
+
+    /// Hand the connection to the shard that owns `topic/channel`.
+    async fn move_to_owner(
+        self,
+        writer: glommio::Task<io::Result<()>>,
+        topic: String,
+        channel: String,
+    ) {
+        self.client.detach();
+        let _ = writer.await;
+        let client = &self.client;
+        let fd = match nsq_io::net::dup_fd(&self.stream) {
+            Ok(fd) => fd,
+            Err(e) => {
+                crate::log_error!("client({}): cannot move socket: {e}", client.remote_address);
+                self.shard.unregister_client(client.id);
+                return;
+            }
+        };
+        let handoff = Handoff {
+            fd,
+            leftover: self.buf,
+            client_id: client.id,
+            remote_address: client.remote_address.clone(),
+            connect_ts: client.connect_ts,
+            info: client.info.borrow().clone(),
+            counters: client.counters(),
+            pub_counts: client.pub_counts(),
+            topic,
+            channel,
+        };
+        self.shard.unregister_client(client.id);
+        drop(self.stream);
+        let owner = routing::owner_of(&handoff.topic, &handoff.channel, self.shard.shards);
+        if owner == self.shard.id {
+            glommio::spawn_local(adopt(self.shard.clone(), handoff)).detach();
+        } else if self
+            .shard
+            .mesh
+            .send(owner, ShardMsg::Adopt(Box::new(handoff)))
+            .await
+            .is_err()
+        {
+            crate::log_error!("client: shard {owner} is gone, connection dropped");
+        }
+    }
+
+    /// Tear down: stop the writer, leave the channel, forget the client.
+    async fn finish(self, writer: Option<glommio::Task<io::Result<()>>>) {
+        self.client.close();
+        if let Some(writer) = writer {
+            let _ = writer.await;
+        }
+        self.shard.unregister_client(self.client.id);
+        crate::log_info!(
+            "PROTOCOL(V2): [{}] exiting ioloop",
+            self.client.remote_address
+        );
+        if let Some(channel) = self.channel {
+            if channel.remove_consumer(self.client.id) {
+                let shard = self.shard.clone();
+                shard
+                    .delete_local_channel(&channel.topic, &channel.name)
+                    .await;
+            } else {
+                channel.dispatch();
+            }
+        }
+    }
+}

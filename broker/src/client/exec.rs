@@ -1,0 +1,240 @@
+//! One function per NSQ command, as nsqd's protocol_v2.go has.
+//!
+//! Every check happens in nsqd's order with nsqd's error texts. Decoding
+//! (parameters, names, body sizes) was already done by `nsq_proto`; what is
+//! left here is what needs the connection's state or the broker.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use nsq_proto::{Command, ErrorCode, MessageId};
+
+use super::conn::Conn;
+use super::{identify, ClientState};
+use crate::message::Message;
+
+/// An error for the client: `code` and the text after it.
+#[derive(Debug)]
+pub struct ClientErr {
+    /// NSQ error code (fatal or not, see `ErrorCode::is_fatal`).
+    pub code: ErrorCode,
+    /// Description after the code.
+    pub desc: String,
+}
+
+impl ClientErr {
+    /// A fatal error: the connection is closed after it is sent.
+    pub fn fatal(code: ErrorCode, desc: impl Into<String>) -> ClientErr {
+        ClientErr {
+            code,
+            desc: desc.into(),
+        }
+    }
+
+    fn invalid(desc: impl Into<String>) -> ClientErr {
+        ClientErr::fatal(ErrorCode::Invalid, desc)
+    }
+}
+
+/// What the connection loop does after a command.
+#[derive(Debug)]
+pub enum Next {
+    /// Read the next command.
+    Continue,
+    /// Close the connection (after flushing what is queued).
+    Close,
+    /// Move to the channel's owner shard and subscribe there.
+    Subscribe {
+        /// Topic name.
+        topic: String,
+        /// Channel name.
+        channel: String,
+    },
+}
+
+type Exec = Result<Next, ClientErr>;
+
+impl Conn {
+    /// Dispatch one decoded command.
+    pub(crate) fn exec(&mut self, cmd: Command) -> Exec {
+        match cmd {
+            // The hot publisher path first.
+            Command::Pub { topic, body } => self.exec_pub(&topic, body),
+            Command::Mpub { topic, bodies } => self.exec_mpub(&topic, bodies),
+            Command::Fin { id } => self.exec_fin(&id),
+            Command::Rdy { count } => self.exec_rdy(count),
+            Command::Req { id, timeout_ms } => self.exec_req(&id, timeout_ms),
+            Command::Touch { id } => self.exec_touch(&id),
+            Command::Dpub {
+                topic,
+                defer_ms,
+                body,
+            } => self.exec_dpub(&topic, defer_ms, body),
+            Command::Nop => Ok(Next::Continue),
+            Command::Identify { body } => self.exec_identify(&body),
+            Command::Auth { .. } => self.exec_auth(),
+            Command::Sub { topic, channel } => self.exec_sub(topic, channel),
+            Command::Cls => self.exec_cls(),
+        }
+    }
+
+    fn exec_pub(&mut self, topic: &str, body: Bytes) -> Exec {
+        let part = self.shard.topic_or_create(topic);
+        let msg = Message::new(self.shard.ids.next_id(), body, None);
+        part.put(msg)
+            .map_err(|e| ClientErr::fatal(ErrorCode::PubFailed, format!("PUB failed {e}")))?;
+        self.client.count_pub(topic, 1);
+        self.client.send_response(nsq_proto::frame::OK);
+        Ok(Next::Continue)
+    }
+
+    fn exec_mpub(&mut self, topic: &str, bodies: Vec<Bytes>) -> Exec {
+        let part = self.shard.topic_or_create(topic);
+        let n = bodies.len() as u64;
+        let msgs: Vec<Message> = bodies
+            .into_iter()
+            .map(|body| Message::new(self.shard.ids.next_id(), body, None))
+            .collect();
+        part.put_batch(msgs)
+            .map_err(|e| ClientErr::fatal(ErrorCode::MpubFailed, format!("MPUB failed {e}")))?;
+        self.client.count_pub(topic, n);
+        self.client.send_response(nsq_proto::frame::OK);
+        Ok(Next::Continue)
+    }
+
+    fn exec_dpub(&mut self, topic: &str, defer_ms: i64, body: Bytes) -> Exec {
+        let part = self.shard.topic_or_create(topic);
+        let deliver_at =
+            (defer_ms > 0).then(|| Instant::now() + Duration::from_millis(defer_ms as u64));
+        let msg = Message::new(self.shard.ids.next_id(), body, deliver_at);
+        part.put(msg)
+            .map_err(|e| ClientErr::fatal(ErrorCode::DpubFailed, format!("DPUB failed {e}")))?;
+        self.client.count_pub(topic, 1);
+        self.client.send_response(nsq_proto::frame::OK);
+        Ok(Next::Continue)
+    }
+
+    fn exec_identify(&mut self, body: &[u8]) -> Exec {
+        if self.client.state() != ClientState::Init || self.client.info.borrow().identified {
+            return Err(ClientErr::invalid("cannot IDENTIFY in current state"));
+        }
+        let req: nsq_proto::identify::IdentifyRequest =
+            serde_json::from_slice(body).map_err(|_| {
+                ClientErr::fatal(ErrorCode::BadBody, "IDENTIFY failed to decode JSON body")
+            })?;
+        let opts = self.shard.opts.clone();
+        let feature_negotiation = req.feature_negotiation;
+        {
+            let mut info = self.client.info.borrow_mut();
+            identify::apply(&mut info, &req, &opts)
+                .map_err(|e| ClientErr::fatal(ErrorCode::BadBody, format!("IDENTIFY {e}")))?;
+        }
+        if !feature_negotiation {
+            self.client.send_response(nsq_proto::frame::OK);
+            return Ok(Next::Continue);
+        }
+        let resp = identify::response(&self.client.info.borrow(), &opts);
+        let json = serde_json::to_vec(&resp).map_err(|_| {
+            ClientErr::fatal(
+                ErrorCode::IdentifyFailed,
+                "IDENTIFY failed marshaling response",
+            )
+        })?;
+        self.client.send_response(&json);
+        Ok(Next::Continue)
+    }
+
+    fn exec_auth(&mut self) -> Exec {
+        if self.client.state() != ClientState::Init {
+            return Err(ClientErr::invalid("cannot AUTH in current state"));
+        }
+        // No --auth-http-address support yet: nsqd's answer without one.
+        Err(ClientErr::fatal(ErrorCode::AuthDisabled, "AUTH disabled"))
+    }
+
+    fn exec_sub(&mut self, topic: String, channel: String) -> Exec {
+        if self.client.state() != ClientState::Init {
+            return Err(ClientErr::invalid("cannot SUB in current state"));
+        }
+        if self.client.info.borrow().heartbeat_interval.is_none() {
+            return Err(ClientErr::invalid("cannot SUB with heartbeats disabled"));
+        }
+        Ok(Next::Subscribe { topic, channel })
+    }
+
+    fn exec_rdy(&mut self, count: i64) -> Exec {
+        match self.client.state() {
+            // nsqd ignores RDY from a closing client.
+            ClientState::Closing => return Ok(Next::Continue),
+            ClientState::Subscribed => {}
+            _ => return Err(ClientErr::invalid("cannot RDY in current state")),
+        }
+        let max = self.shard.opts.max_rdy_count as i64;
+        if count < 0 || count > max {
+            return Err(ClientErr::invalid(format!(
+                "RDY count {count} out of range 0-{max}"
+            )));
+        }
+        self.client.set_ready_count(count);
+        if let Some(ch) = &self.channel {
+            ch.consumer_ready_changed();
+        }
+        Ok(Next::Continue)
+    }
+
+    fn consumer_state(
+        &self,
+        verb: &str,
+    ) -> Result<&std::rc::Rc<crate::channel::Channel>, ClientErr> {
+        match (self.client.state(), &self.channel) {
+            (ClientState::Subscribed | ClientState::Closing, Some(ch)) => Ok(ch),
+            _ => Err(ClientErr::invalid(format!(
+                "cannot {verb} in current state"
+            ))),
+        }
+    }
+
+    fn exec_fin(&mut self, id: &MessageId) -> Exec {
+        let ch = self.consumer_state("FIN")?;
+        ch.finish(&self.client, id).map_err(|e| ClientErr {
+            code: ErrorCode::FinFailed,
+            desc: format!("FIN {id} failed {e}"),
+        })?;
+        Ok(Next::Continue)
+    }
+
+    fn exec_req(&mut self, id: &MessageId, timeout_ms: i64) -> Exec {
+        let ch = self.consumer_state("REQ")?;
+        // nsqd clamps out-of-range REQ timeouts instead of failing (#868).
+        let max = self.shard.opts.max_req_timeout;
+        let delay = if timeout_ms <= 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(timeout_ms as u64).min(max)
+        };
+        ch.requeue(&self.client, id, delay).map_err(|e| ClientErr {
+            code: ErrorCode::ReqFailed,
+            desc: format!("REQ {id} failed {e}"),
+        })?;
+        Ok(Next::Continue)
+    }
+
+    fn exec_touch(&mut self, id: &MessageId) -> Exec {
+        let ch = self.consumer_state("TOUCH")?;
+        ch.touch(&self.client, id).map_err(|e| ClientErr {
+            code: ErrorCode::TouchFailed,
+            desc: format!("TOUCH {id} failed {e}"),
+        })?;
+        Ok(Next::Continue)
+    }
+
+    fn exec_cls(&mut self) -> Exec {
+        if self.client.state() != ClientState::Subscribed {
+            return Err(ClientErr::invalid("cannot CLS in current state"));
+        }
+        self.client.set_ready_count(0);
+        self.client.set_state(ClientState::Closing);
+        self.client.send_response(nsq_proto::frame::CLOSE_WAIT);
+        Ok(Next::Continue)
+    }
+}

@@ -1,0 +1,119 @@
+//! IDENTIFY: validate what the client asks for against nsqd's limits and
+//! build the negotiation response.
+//!
+//! TLS, snappy, deflate and AUTH are not built yet: they are answered as
+//! unavailable (`false`), exactly what nsqd answers when started with them
+//! disabled, so clients carry on without upgrading the connection.
+
+use std::time::Duration;
+
+use nsq_proto::identify::{IdentifyRequest, IdentifyResponse};
+
+use super::ClientInfo;
+use crate::config::Options;
+
+/// The version we report to clients (nsqd's, for compatibility checks).
+pub const VERSION: &str = "1.3.0";
+
+/// Default settings for a connection that has not sent IDENTIFY.
+pub fn default_info(opts: &Options) -> ClientInfo {
+    ClientInfo {
+        client_id: String::new(),
+        hostname: String::new(),
+        user_agent: String::new(),
+        // nsqd: heartbeat = client timeout (60s) / 2.
+        heartbeat_interval: Some(Duration::from_secs(30)),
+        output_buffer_size: 16 * 1024,
+        output_buffer_timeout: non_zero(opts.output_buffer_timeout),
+        msg_timeout: opts.msg_timeout,
+        sample_rate: 0,
+        identified: false,
+    }
+}
+
+fn non_zero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+fn millis(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+/// Apply an IDENTIFY to `info`. The error text follows "IDENTIFY " in the
+/// E_BAD_BODY frame, as nsqd's `client.Identify` errors do.
+pub fn apply(info: &mut ClientInfo, req: &IdentifyRequest, opts: &Options) -> Result<(), String> {
+    info.client_id = req.client_id.clone();
+    info.hostname = req.hostname.clone();
+    info.user_agent = req.user_agent.clone();
+
+    let hb = req.heartbeat_interval;
+    match hb {
+        -1 => info.heartbeat_interval = None,
+        0 => {}
+        ms if ms >= 1000 && ms <= millis(opts.max_heartbeat_interval) => {
+            info.heartbeat_interval = Some(Duration::from_millis(ms as u64));
+        }
+        _ => return Err(format!("heartbeat interval ({hb}) is invalid")),
+    }
+
+    let timeout = req.output_buffer_timeout;
+    match timeout {
+        -1 => info.output_buffer_timeout = None,
+        0 => {}
+        ms if ms >= millis(opts.min_output_buffer_timeout)
+            && ms <= millis(opts.max_output_buffer_timeout) =>
+        {
+            info.output_buffer_timeout = Some(Duration::from_millis(ms as u64));
+        }
+        _ => return Err(format!("output buffer timeout ({timeout}) is invalid")),
+    }
+    let size = req.output_buffer_size;
+    match size {
+        -1 => {
+            // No buffering: every frame goes straight to the socket.
+            info.output_buffer_size = 1;
+            info.output_buffer_timeout = None;
+        }
+        0 => {}
+        n if n >= 64 && n <= opts.max_output_buffer_size as i64 => {
+            info.output_buffer_size = n as usize;
+        }
+        _ => return Err(format!("output buffer size ({size}) is invalid")),
+    }
+
+    let rate = req.sample_rate;
+    if !(0..=99).contains(&rate) {
+        return Err(format!("sample rate ({rate}) is invalid"));
+    }
+    info.sample_rate = rate as i32;
+
+    let mt = req.msg_timeout;
+    match mt {
+        0 => {}
+        ms if ms >= 1000 && ms <= millis(opts.max_msg_timeout) => {
+            info.msg_timeout = Duration::from_millis(ms as u64);
+        }
+        _ => return Err(format!("msg timeout ({mt}) is invalid")),
+    }
+    info.identified = true;
+    Ok(())
+}
+
+/// The JSON answer to a negotiating IDENTIFY.
+pub fn response(info: &ClientInfo, opts: &Options) -> IdentifyResponse {
+    IdentifyResponse {
+        max_rdy_count: opts.max_rdy_count as i64,
+        version: VERSION.to_string(),
+        max_msg_timeout: millis(opts.max_msg_timeout),
+        msg_timeout: millis(info.msg_timeout),
+        tls_v1: false,
+        deflate: false,
+        deflate_level: 6.min(opts.max_deflate_level as i64),
+        max_deflate_level: opts.max_deflate_level as i64,
+        snappy: false,
+        sample_rate: info.sample_rate,
+        auth_required: false,
+        output_buffer_size: info.output_buffer_size as i64,
+        output_buffer_timeout: info.output_buffer_timeout.map(millis).unwrap_or(0),
+    }
+}

@@ -1,0 +1,111 @@
+//! The writer half of a connection: output buffering, flushing, heartbeats.
+//!
+//! Message frames are encoded into `Client::out` by the channel's dispatch and
+//! are NOT flushed right away; this task decides when, following nsqd's
+//! messagePump rules:
+//! 1. a non-message frame (response, error, heartbeat) is flushed at once;
+//! 2. pending messages are flushed when the client is no longer ready for more
+//!    (in-flight reached RDY): nothing else will arrive to fill the buffer, so
+//!    waiting would only add latency;
+//! 3. otherwise when `output_buffer_size` bytes are pending, or
+//!    `output_buffer_timeout` after the first pending message.
+//!
+//! The buffer is double-buffered: frames keep accumulating in `out` while the
+//! previous batch is being written, so one `write` carries many frames.
+
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use futures_lite::{future, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use super::Client;
+
+/// Far enough in the future to mean "never" without overflowing `Instant`.
+const NEVER: Duration = Duration::from_secs(86_400 * 365);
+
+/// Run until the client is closed (then flush and shut the socket down), a
+/// write fails, or the connection is detached for a move to another shard
+/// (then flush and return, leaving the socket open).
+pub async fn run_writer(client: Rc<Client>, stream: TcpStream) -> io::Result<()> {
+    let mut stream = stream;
+    let mut spare = BytesMut::with_capacity(16 * 1024);
+    let mut next_heartbeat = client
+        .info
+        .borrow()
+        .heartbeat_interval
+        .map(|hb| Instant::now() + hb);
+    let result = loop {
+        let (heartbeat, buffer_size, buffer_timeout) = {
+            let info = client.info.borrow();
+            (
+                info.heartbeat_interval,
+                info.output_buffer_size,
+                info.output_buffer_timeout,
+            )
+        };
+        let now = Instant::now();
+        match (heartbeat, next_heartbeat) {
+            (Some(hb), Some(at)) if now >= at => {
+                client.send_response(nsq_proto::frame::HEARTBEAT);
+                next_heartbeat = Some(now + hb);
+            }
+            (Some(hb), None) => next_heartbeat = Some(now + hb),
+            (None, _) => next_heartbeat = None,
+            _ => {}
+        }
+        let pending = client.out.borrow().len();
+        let closed = client.is_closed();
+        let detaching = client.detaching.get();
+        let flush_at = client
+            .first_unflushed
+            .get()
+            .map(|first| first + buffer_timeout.unwrap_or(NEVER));
+        let flush = pending > 0
+            && (client.urgent.get()
+                || closed
+                || detaching
+                || pending >= buffer_size
+                || !client.is_ready_for_messages()
+                || flush_at.is_some_and(|at| now >= at));
+        if flush {
+            std::mem::swap(&mut *client.out.borrow_mut(), &mut spare);
+            client.urgent.set(false);
+            client.first_unflushed.set(None);
+            if let Some(hb) = heartbeat {
+                // nsqd's write deadline is one heartbeat interval.
+                let _ = stream.set_write_timeout(Some(hb));
+            }
+            if let Err(e) = stream.write_all(&spare).await {
+                break Err(e);
+            }
+            spare.clear();
+            continue;
+        }
+        if detaching && !closed {
+            // The connection moves to another shard: leave the socket open.
+            return Ok(());
+        }
+        if closed {
+            break Ok(());
+        }
+        let wake_at = match (next_heartbeat, flush_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match wake_at {
+            Some(at) => {
+                let wait = at.saturating_duration_since(Instant::now());
+                future::or(client.wake.wait(), glommio::timer::sleep(wait)).await;
+            }
+            None => client.wake.wait().await,
+        }
+    };
+    client.close();
+    // Wake the reader blocked in read(): shutting the socket down makes it
+    // return 0 so the connection task ends.
+    let _ = stream.shutdown(std::net::Shutdown::Both).await;
+    result
+}

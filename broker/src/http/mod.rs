@@ -1,0 +1,183 @@
+//! nsqd's HTTP API: one route table (`route`), handlers grouped by file.
+//!
+//! Lives on: every shard (each runs an HTTP listener on the shared port).
+//! Publishes store on the shard that received the request, like TCP PUB.
+//! Admin actions on topics go to every shard; on channels, to the owner.
+//! Response conventions follow nsqd's "V1" decorator: 200 with a raw text or
+//! JSON body, errors as `{"message":"<TEXT>"}`.
+
+mod admin;
+mod publish;
+
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use nsq_io::http::{self as codec, HttpError, Request};
+
+use crate::shard::Shard;
+
+/// A handler's answer.
+pub enum Reply {
+    /// 200 with a plain body (nsqd's V1 for string/[]byte results).
+    Text(Vec<u8>),
+    /// 200 with a JSON body.
+    Json(Vec<u8>),
+    /// An error status with `{"message": ...}`.
+    Err(u16, &'static str),
+    /// A non-V1 plain response (for /ping).
+    Plain(u16, String),
+}
+
+impl Reply {
+    fn json<T: serde::Serialize>(value: &T) -> Reply {
+        match serde_json::to_vec(value) {
+            Ok(body) => Reply::Json(body),
+            Err(_) => Reply::Err(500, "INTERNAL_ERROR"),
+        }
+    }
+}
+
+/// Serve one HTTP connection (keep-alive) until the peer closes or errs.
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+    let opts = &shard.opts;
+    let max_body = opts.max_body_size.max(opts.max_msg_size) as usize;
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(4 * 1024);
+    let mut continued = false;
+    loop {
+        match codec::decode_request(&mut buf, max_body) {
+            Ok(Some(req)) => {
+                continued = false;
+                let keep_alive = req.keep_alive;
+                let reply = route(&shard, &req).await;
+                write_reply(&mut out, reply, keep_alive);
+                if stream.write_all(&out).await.is_err() || !keep_alive {
+                    return;
+                }
+                out.clear();
+                continue;
+            }
+            Ok(None) => {
+                if !continued && codec::needs_continue(&buf) {
+                    continued = true;
+                    if stream.write_all(codec::CONTINUE_RESPONSE).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(err) => {
+                match &err {
+                    HttpError::BodyTooLarge { path, .. } => {
+                        let text = if path == "/mpub" {
+                            "BODY_TOO_BIG"
+                        } else {
+                            "MSG_TOO_BIG"
+                        };
+                        write_reply(&mut out, Reply::Err(413, text), false);
+                    }
+                    _ => codec::encode_error(&mut out, &err),
+                }
+                let _ = stream.write_all(&out).await;
+                return;
+            }
+        }
+        let len = buf.len();
+        buf.resize(len + 16 * 1024, 0);
+        match stream.read(&mut buf[len..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.truncate(len + n),
+        }
+    }
+}
+
+fn write_reply(out: &mut BytesMut, reply: Reply, keep_alive: bool) {
+    match reply {
+        Reply::Text(body) => codec::encode_response(out, 200, None, &body, keep_alive),
+        Reply::Json(body) => codec::encode_response(
+            out,
+            200,
+            Some("application/json; charset=utf-8"),
+            &body,
+            keep_alive,
+        ),
+        Reply::Err(status, message) => {
+            let body = serde_json::json!({ "message": message }).to_string();
+            codec::encode_response(
+                out,
+                status,
+                Some("application/json; charset=utf-8"),
+                body.as_bytes(),
+                keep_alive,
+            );
+        }
+        Reply::Plain(status, body) => codec::encode_response(
+            out,
+            status,
+            Some("text/plain; charset=utf-8"),
+            body.as_bytes(),
+            keep_alive,
+        ),
+    }
+}
+
+/// The route table (nsqd's `newHTTPServer`).
+async fn route(shard: &Rc<Shard>, req: &Request) -> Reply {
+    let path = req.path.as_str();
+    let method = req.method.as_str();
+    let allowed: &[&str] = match path {
+        "/ping" | "/info" | "/stats" => &["GET"],
+        "/pub" | "/mpub" => &["POST"],
+        p if p.starts_with("/topic/") || p.starts_with("/channel/") => &["POST"],
+        p if p.starts_with("/config/") => &["GET", "PUT"],
+        _ => return Reply::Err(404, "NOT_FOUND"),
+    };
+    let known = matches!(
+        path,
+        "/ping"
+            | "/info"
+            | "/stats"
+            | "/pub"
+            | "/mpub"
+            | "/topic/create"
+            | "/topic/delete"
+            | "/topic/empty"
+            | "/topic/pause"
+            | "/topic/unpause"
+            | "/channel/create"
+            | "/channel/delete"
+            | "/channel/empty"
+            | "/channel/pause"
+            | "/channel/unpause"
+    ) || path
+        .strip_prefix("/config/")
+        .is_some_and(|opt| !opt.is_empty() && !opt.contains('/'));
+    if !known {
+        return Reply::Err(404, "NOT_FOUND");
+    }
+    if !allowed.contains(&method) {
+        return Reply::Err(405, "METHOD_NOT_ALLOWED");
+    }
+    if req.query_error {
+        return Reply::Err(400, "INVALID_REQUEST");
+    }
+    match path {
+        "/ping" => Reply::Plain(200, "OK".to_string()),
+        "/info" => admin::info(shard),
+        "/stats" => admin::stats(shard, req).await,
+        "/pub" => publish::pub_(shard, req),
+        "/mpub" => publish::mpub(shard, req),
+        "/topic/create" => admin::topic_create(shard, req).await,
+        "/topic/delete" => admin::topic_delete(shard, req).await,
+        "/topic/empty" => admin::topic_empty(shard, req).await,
+        "/topic/pause" => admin::topic_pause(shard, req, true).await,
+        "/topic/unpause" => admin::topic_pause(shard, req, false).await,
+        "/channel/create" => admin::channel_create(shard, req).await,
+        "/channel/delete" => admin::channel_delete(shard, req).await,
+        "/channel/empty" => admin::channel_empty(shard, req).await,
+        "/channel/pause" => admin::channel_pause(shard, req, true).await,
+        "/channel/unpause" => admin::channel_pause(shard, req, false).await,
+        _ => admin::config(shard, req),
+    }
+}

@@ -1,0 +1,404 @@
+//! The per-core root: one `Shard` per executor, owning that core's topic
+//! parts, channels and connections.
+//!
+//! Lives on: every shard (one per core), behind an `Rc`; nothing in it is
+//! `Send`. Other shards reach it only through `ShardMsg`s on the mesh, which
+//! `run_mesh_receiver` drains: deliveries are applied inline (no await, so a
+//! receiver never blocks on another shard and the mesh cannot deadlock);
+//! control requests and adopted connections get their own task.
+
+pub mod msg;
+pub mod routing;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+
+use glommio::channels::shared_channel::ConnectedReceiver;
+use nsq_io::mesh::Mesh;
+
+use crate::channel::Channel;
+use crate::client::Client;
+use crate::config::Options;
+use crate::message::IdGen;
+use crate::stats::snapshot::{ClientStats, TopicStats};
+use crate::topic::{ChannelRef, Topic};
+use msg::{ControlOp, ControlReply, ShardMsg};
+
+/// Addresses every shard listens on (same ports on all shards, SO_REUSEPORT).
+#[derive(Debug, Clone, Copy)]
+pub struct Listen {
+    /// TCP protocol listener.
+    pub tcp: SocketAddr,
+    /// HTTP listener, if enabled.
+    pub http: Option<SocketAddr>,
+}
+
+/// One core's broker state. Lives on: every shard.
+#[derive(Debug)]
+pub struct Shard {
+    /// This shard's index.
+    pub id: usize,
+    /// Number of shards.
+    pub shards: usize,
+    /// Immutable options (the only thing shared by all cores).
+    pub opts: Arc<Options>,
+    /// Queues to the other shards.
+    pub mesh: Mesh<ShardMsg>,
+    /// Listening addresses.
+    pub listen: Listen,
+    /// Process start, Unix seconds.
+    pub start_time: i64,
+    /// Message IDs minted on this shard.
+    pub ids: IdGen,
+    topics: RefCell<HashMap<String, Rc<Topic>>>,
+    clients: RefCell<HashMap<u64, Weak<Client>>>,
+    next_client: Cell<u64>,
+}
+
+impl Shard {
+    /// Build the shard root.
+    pub fn new(
+        id: usize,
+        opts: Arc<Options>,
+        mesh: Mesh<ShardMsg>,
+        listen: Listen,
+        start_time: i64,
+    ) -> Rc<Shard> {
+        Rc::new(Shard {
+            id,
+            shards: mesh.shards(),
+            ids: IdGen::new(id, opts.node_id as u64),
+            opts,
+            mesh,
+            listen,
+            start_time,
+            topics: RefCell::new(HashMap::new()),
+            clients: RefCell::new(HashMap::new()),
+            next_client: Cell::new(1),
+        })
+    }
+
+    /// A node-unique client ID (shard index in the high bits).
+    pub fn new_client_id(&self) -> u64 {
+        let n = self.next_client.get();
+        self.next_client.set(n + 1);
+        ((self.id as u64) << 48) | n
+    }
+
+    /// Track a connection for /stats (producers).
+    pub fn register_client(&self, client: &Rc<Client>) {
+        self.clients
+            .borrow_mut()
+            .insert(client.id, Rc::downgrade(client));
+    }
+
+    /// Forget a connection.
+    pub fn unregister_client(&self, id: u64) {
+        self.clients.borrow_mut().remove(&id);
+    }
+
+    /// The topic part named `name`, if the topic exists.
+    pub fn topic(&self, name: &str) -> Option<Rc<Topic>> {
+        self.topics.borrow().get(name).cloned()
+    }
+
+    /// Names of all topics known here.
+    pub fn topic_names(&self) -> Vec<String> {
+        self.topics.borrow().keys().cloned().collect()
+    }
+
+    /// Get the topic part, creating the topic (on every shard) if new. The
+    /// other shards learn of it asynchronously: this never waits, so a PUB to
+    /// a new topic is still acknowledged without a cross-core round trip.
+    pub fn topic_or_create(self: &Rc<Self>, name: &str) -> Rc<Topic> {
+        if let Some(t) = self.topic(name) {
+            return t;
+        }
+        let topic = self.create_local_topic(name);
+        crate::log_info!("TOPIC({name}): created");
+        let shard = self.clone();
+        let name = name.to_string();
+        glommio::spawn_local(async move {
+            shard
+                .broadcast_others(ControlOp::CreateTopic(name), false)
+                .await;
+        })
+        .detach();
+        topic
+    }
+
+    fn create_local_topic(self: &Rc<Self>, name: &str) -> Rc<Topic> {
+        if let Some(t) = self.topic(name) {
+            return t;
+        }
+        let topic = Topic::create(name, self);
+        self.topics
+            .borrow_mut()
+            .insert(name.to_string(), topic.clone());
+        topic
+    }
+
+    /// Create a topic on every shard and wait until all have it.
+    pub async fn create_topic_everywhere(self: &Rc<Self>, name: &str) {
+        self.topic_or_create(name);
+        self.broadcast_others(ControlOp::CreateTopic(name.to_string()), true)
+            .await;
+    }
+
+    /// Get or create a channel this shard owns. A new channel is announced to
+    /// every shard, and this returns only when all of them know it: from then
+    /// on every publish, on any core, reaches the channel (nsqd's guarantee
+    /// that a SUB's OK means subsequent publishes are seen).
+    pub async fn ensure_channel(self: &Rc<Self>, topic: &str, channel: &str) -> Rc<Channel> {
+        let part = self.topic_or_create(topic);
+        if let Some(ch) = part.local_channel(channel) {
+            return ch;
+        }
+        let ch = Channel::create(part.name.clone(), channel, self.opts.clone());
+        part.add_channel(ChannelRef::Local(ch.clone()));
+        crate::log_info!("TOPIC({topic}): new channel({channel})");
+        let op = ControlOp::ChannelCreated {
+            topic: topic.to_string(),
+            channel: channel.to_string(),
+            owner: self.id,
+            gauge: ch.gauge.clone(),
+        };
+        self.broadcast_others(op, true).await;
+        ch
+    }
+
+    /// Delete a channel this shard owns and tell the other shards.
+    pub async fn delete_local_channel(self: &Rc<Self>, topic: &str, channel: &str) -> bool {
+        let Some(part) = self.topic(topic) else {
+            return false;
+        };
+        let Some(ch) = part.local_channel(channel) else {
+            return false;
+        };
+        ch.delete();
+        crate::log_info!("TOPIC({topic}): deleting channel({channel})");
+        let now_empty = part.remove_channel(channel);
+        if now_empty && part.ephemeral {
+            self.delete_local_topic(topic);
+        }
+        let op = ControlOp::ChannelDeleted {
+            topic: topic.to_string(),
+            channel: channel.to_string(),
+        };
+        self.broadcast_others(op, true).await;
+        true
+    }
+
+    fn delete_local_topic(&self, name: &str) -> bool {
+        let removed = self.topics.borrow_mut().remove(name);
+        match removed {
+            Some(t) => {
+                t.delete();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Run `op` on shard `to` and wait for its answer.
+    pub async fn call(self: &Rc<Self>, to: usize, op: ControlOp) -> ControlReply {
+        if to == self.id {
+            return Box::pin(self.handle_control(op)).await;
+        }
+        let (tx, rx) = flume::bounded(1);
+        let msg = ShardMsg::Control {
+            op,
+            reply: Some(tx),
+        };
+        if self.mesh.send(to, msg).await.is_err() {
+            return ControlReply::NotFound;
+        }
+        rx.recv_async().await.unwrap_or(ControlReply::NotFound)
+    }
+
+    /// Run `op` on every shard (this one included) and collect the answers.
+    pub async fn call_all(self: &Rc<Self>, op: ControlOp) -> Vec<ControlReply> {
+        let mut replies = Vec::with_capacity(self.shards);
+        for to in 0..self.shards {
+            replies.push(self.call(to, op.clone()).await);
+        }
+        replies
+    }
+
+    /// Send `op` to every other shard; with `wait`, until all have applied it.
+    async fn broadcast_others(self: &Rc<Self>, op: ControlOp, wait: bool) {
+        for to in (0..self.shards).filter(|s| *s != self.id) {
+            if wait {
+                self.call(to, op.clone()).await;
+            } else {
+                let msg = ShardMsg::Control {
+                    op: op.clone(),
+                    reply: None,
+                };
+                let _ = self.mesh.send(to, msg).await;
+            }
+        }
+    }
+
+    /// Apply one control operation on this shard.
+    pub async fn handle_control(self: &Rc<Self>, op: ControlOp) -> ControlReply {
+        match op {
+            ControlOp::CreateTopic(name) => {
+                self.create_local_topic(&name);
+                ControlReply::Ok
+            }
+            ControlOp::DeleteTopic(name) => {
+                if self.delete_local_topic(&name) {
+                    crate::log_info!("TOPIC({name}): deleted");
+                    ControlReply::Ok
+                } else {
+                    ControlReply::NotFound
+                }
+            }
+            ControlOp::EmptyTopic(name) => self.with_topic(&name, |t| t.empty()),
+            ControlOp::PauseTopic(name, paused) => self.with_topic(&name, |t| t.set_paused(paused)),
+            ControlOp::ChannelCreated {
+                topic,
+                channel,
+                owner,
+                gauge,
+            } => {
+                let part = self.create_local_topic(&topic);
+                part.add_channel(ChannelRef::Remote {
+                    shard: owner,
+                    ephemeral: nsq_proto::names::is_ephemeral(&channel),
+                    name: Rc::from(channel.as_str()),
+                    gauge,
+                });
+                ControlReply::Ok
+            }
+            ControlOp::ChannelDeleted { topic, channel } => {
+                if let Some(part) = self.topic(&topic) {
+                    if part.remove_channel(&channel) && part.ephemeral {
+                        self.delete_local_topic(&topic);
+                    }
+                }
+                ControlReply::Ok
+            }
+            ControlOp::CreateChannel(topic, channel) => {
+                self.ensure_channel(&topic, &channel).await;
+                ControlReply::Ok
+            }
+            ControlOp::DeleteChannel(topic, channel) => {
+                if self.delete_local_channel(&topic, &channel).await {
+                    ControlReply::Ok
+                } else {
+                    ControlReply::NotFound
+                }
+            }
+            ControlOp::EmptyChannel(topic, channel) => {
+                self.with_channel(&topic, &channel, |c| c.empty())
+            }
+            ControlOp::PauseChannel(topic, channel, paused) => {
+                self.with_channel(&topic, &channel, |c| c.set_paused(paused))
+            }
+            ControlOp::Stats {
+                topic,
+                channel,
+                include_clients,
+            } => {
+                let (topics, producers) =
+                    self.stats(topic.as_deref(), channel.as_deref(), include_clients);
+                ControlReply::Stats(topics, producers)
+            }
+        }
+    }
+
+    fn with_topic(&self, name: &str, f: impl FnOnce(&Topic)) -> ControlReply {
+        match self.topic(name) {
+            Some(t) => {
+                f(&t);
+                ControlReply::Ok
+            }
+            None => ControlReply::NotFound,
+        }
+    }
+
+    fn with_channel(&self, topic: &str, channel: &str, f: impl FnOnce(&Channel)) -> ControlReply {
+        match self.topic(topic).and_then(|t| t.local_channel(channel)) {
+            Some(c) => {
+                f(&c);
+                ControlReply::Ok
+            }
+            None => ControlReply::NotFound,
+        }
+    }
+
+    /// This shard's part of /stats: its topic parts (with the channels it
+    /// owns) and its producer connections.
+    pub fn stats(
+        &self,
+        topic: Option<&str>,
+        channel: Option<&str>,
+        include_clients: bool,
+    ) -> (Vec<TopicStats>, Vec<ClientStats>) {
+        let topics = self
+            .topics
+            .borrow()
+            .values()
+            .filter(|t| topic.is_none_or(|name| &*t.name == name))
+            .map(|t| t.stats(channel, include_clients))
+            .collect();
+        let producers = self
+            .clients
+            .borrow()
+            .values()
+            .filter_map(Weak::upgrade)
+            .filter(|c| c.has_published())
+            .map(|c| c.stats())
+            .collect();
+        (topics, producers)
+    }
+
+    /// Apply a batch of messages handed over by another shard's topic part.
+    fn deliver(&self, topic: &str, channels: &[String], msgs: Vec<Message>) {
+        let Some(part) = self.topic(topic) else {
+            return;
+        };
+        let targets: Vec<Rc<Channel>> = channels
+            .iter()
+            .filter_map(|name| part.local_channel(name))
+            .collect();
+        for ch in &targets {
+            for msg in &msgs {
+                ch.put(msg.clone());
+            }
+        }
+    }
+}
+
+use crate::message::Message;
+
+/// Drain the queue from one peer shard for as long as the process runs.
+pub async fn run_mesh_receiver(shard: Rc<Shard>, rx: ConnectedReceiver<ShardMsg>) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            ShardMsg::Deliver {
+                topic,
+                channels,
+                msgs,
+            } => shard.deliver(&topic, &channels, msgs),
+            ShardMsg::Adopt(handoff) => {
+                glommio::spawn_local(crate::client::conn::adopt(shard.clone(), *handoff)).detach();
+            }
+            ShardMsg::Control { op, reply } => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    let answer = shard.handle_control(op).await;
+                    if let Some(reply) = reply {
+                        let _ = reply.send(answer);
+                    }
+                })
+                .detach();
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Everything that crosses cores: the only `Send` types the broker passes
+//! between shards.
+//!
+//! Ownership: a variant's data belongs to the receiving shard once sent.
+//! `Message` bodies are `Bytes`: the sender keeps its own references (for its
+//! local channels), the atomic refcount is the only thing both cores touch.
+
+use std::os::fd::OwnedFd;
+
+use bytes::BytesMut;
+
+use crate::channel::Gauge;
+use crate::client::ClientInfo;
+use crate::message::Message;
+use crate::stats::snapshot::{ClientStats, PubCount, TopicStats};
+
+/// A message from one shard to another.
+#[derive(Debug)]
+pub enum ShardMsg {
+    /// Messages of `topic` for the receiver's channels named in `channels`.
+    Deliver {
+        /// Topic name.
+        topic: String,
+        /// Channels on the receiving shard.
+        channels: Vec<String>,
+        /// The messages, in publish order.
+        msgs: Vec<Message>,
+    },
+    /// A connection that sent SUB for a channel the receiver owns.
+    Adopt(Box<Handoff>),
+    /// A control-plane request; the reply (if asked for) goes back on `reply`.
+    Control {
+        /// What to do.
+        op: ControlOp,
+        /// Where to answer; `None` for fire-and-forget notifications.
+        reply: Option<flume::Sender<ControlReply>>,
+    },
+}
+
+/// A subscribed connection moving to its channel's owner shard.
+#[derive(Debug)]
+pub struct Handoff {
+    /// The socket (a dup; the sender closed its own descriptor).
+    pub fd: OwnedFd,
+    /// Bytes read after the SUB command (e.g. a pipelined `RDY`).
+    pub leftover: BytesMut,
+    /// Client ID (kept, so stats and logs follow the connection).
+    pub client_id: u64,
+    /// Peer address.
+    pub remote_address: String,
+    /// Connect time, Unix seconds.
+    pub connect_ts: i64,
+    /// Negotiated settings.
+    pub info: ClientInfo,
+    /// message, finish, requeue counts.
+    pub counters: (u64, u64, u64),
+    /// Publish counts so far.
+    pub pub_counts: Vec<PubCount>,
+    /// Topic to subscribe to.
+    pub topic: String,
+    /// Channel to subscribe to.
+    pub channel: String,
+}
+
+/// Control-plane operations. Broadcast ones go to every shard; channel ones
+/// go to the channel's owner.
+#[derive(Debug, Clone)]
+pub enum ControlOp {
+    /// Make sure a topic part exists.
+    CreateTopic(String),
+    /// Delete the topic part and local channels.
+    DeleteTopic(String),
+    /// Drop the part's queued messages.
+    EmptyTopic(String),
+    /// Pause (true) or unpause.
+    PauseTopic(String, bool),
+    /// A channel now exists on `owner`: add it to the topic part.
+    ChannelCreated {
+        /// Topic name.
+        topic: String,
+        /// Channel name.
+        channel: String,
+        /// Owner shard.
+        owner: usize,
+        /// The channel's depth gauge.
+        gauge: Gauge,
+    },
+    /// A channel is gone: remove it from the topic part.
+    ChannelDeleted {
+        /// Topic name.
+        topic: String,
+        /// Channel name.
+        channel: String,
+    },
+    /// (owner) create a channel and announce it.
+    CreateChannel(String, String),
+    /// (owner) delete a channel and announce it.
+    DeleteChannel(String, String),
+    /// (owner) empty a channel.
+    EmptyChannel(String, String),
+    /// (owner) pause or unpause a channel.
+    PauseChannel(String, String, bool),
+    /// Report this shard's stats.
+    Stats {
+        /// Only this topic.
+        topic: Option<String>,
+        /// Only this channel.
+        channel: Option<String>,
+        /// Include per-client entries.
+        include_clients: bool,
+    },
+}
+
+/// Answers to [`ControlOp`].
+#[derive(Debug)]
+pub enum ControlReply {
+    /// Done.
+    Ok,
+    /// The topic or channel does not exist on this shard.
+    NotFound,
+    /// A shard's partial stats.
+    Stats(Vec<TopicStats>, Vec<ClientStats>),
+}
