@@ -51,6 +51,13 @@ pub fn reserve_port(addr: SocketAddr) -> io::Result<(socket2::Socket, SocketAddr
     } else {
         socket2::Domain::IPV4
     };
+    // SO_REUSEPORT would let us share a port with another running nsqd; a
+    // plain bind first fails with EADDRINUSE if anyone listens there.
+    if addr.port() != 0 {
+        let probe = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into())?;
+    }
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;

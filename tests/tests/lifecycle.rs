@@ -334,6 +334,7 @@ fn sigterm_exits_cleanly() -> Result<()> {
 /// the disk queues), half consumed, graceful restart, the other half is
 /// delivered after the restart (and nothing already finished).
 #[test]
+#[ignore = "needs disk storage and metadata persistence (issue 4)"]
 fn restart_with_disk_overflow() -> Result<()> {
     restart_round_trip(&["--mem-queue-size=100", "--max-bytes-per-file=10240"], 300)
 }
@@ -341,6 +342,7 @@ fn restart_with_disk_overflow() -> Result<()> {
 /// A graceful restart with everything in memory: shutdown flushes the
 /// channel's memory queue to disk and the restarted nsqd delivers it.
 #[test]
+#[ignore = "needs disk storage and metadata persistence (issue 4)"]
 fn restart_keeps_unconsumed_messages() -> Result<()> {
     restart_round_trip(&[], 100)
 }
@@ -414,6 +416,7 @@ fn restart_round_trip(args: &[&str], total: usize) -> Result<()> {
 /// Topics, channels and their paused state are in the metadata; ephemeral
 /// ones are not.
 #[test]
+#[ignore = "needs disk storage and metadata persistence (issue 4)"]
 fn restart_keeps_metadata() -> Result<()> {
     let mut nsqd = TestNsqd::start(&[])?;
     let topic = unique_name("meta");

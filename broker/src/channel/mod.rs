@@ -207,7 +207,7 @@ impl Channel {
         let mut consumers = self.consumers.borrow_mut();
         if max > 0 && consumers.len() as i64 >= max as i64 {
             return Err(format!(
-                "channel consumers for {}:{} exceeds limit of {}",
+                "consumers for {}:{} exceeds limit of {}",
                 self.topic, self.name, max
             ));
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
-use nsq_proto::{decode_command, ErrorCode, Limits, MAGIC_V2};
+use nsq_proto::{decode_command, ErrorCode, Limits, Verb, MAGIC_V2};
 
 use super::exec::{ClientErr, Next};
 use super::{identify, pump, Client, ClientState};
@@ -37,6 +37,17 @@ pub struct Conn {
     pub(crate) limits: Limits,
     stream: TcpStream,
     buf: BytesMut,
+}
+
+/// The verb of the first buffered line, if that line is complete.
+fn peek_verb(buf: &[u8]) -> Option<Verb> {
+    let line_end = buf.iter().position(|b| *b == b'\n')?;
+    let line = &buf[..line_end];
+    let word_end = line.iter().position(|b| *b == b' ').unwrap_or(line.len());
+    let word = line[..word_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&line[..word_end]);
+    Verb::from_bytes(word)
 }
 
 /// Serve a freshly accepted connection.
@@ -142,10 +153,29 @@ impl Conn {
             if self.client.is_closed() {
                 return Next::Close;
             }
+            // nsqd checks the state before reading a body: IDENTIFY or AUTH
+            // after SUB fails at once instead of waiting for the body.
+            if let Some(verb) = peek_verb(&self.buf) {
+                if matches!(verb, Verb::Identify | Verb::Auth) {
+                    if let Err(err) = self.state_allows(verb) {
+                        self.client.send_error(err.code, &err.desc);
+                        return Next::Close;
+                    }
+                }
+            }
             let cmd = match decode_command(&mut self.buf, &self.limits) {
                 Ok(Some(cmd)) => cmd,
                 Ok(None) => return Next::Continue,
                 Err(e) => {
+                    if let Some(verb) = e.verb() {
+                        if verb == Verb::Rdy && self.client.state() == ClientState::Closing {
+                            continue; // nsqd ignores RDY while closing
+                        }
+                        if let Err(err) = self.state_allows(verb) {
+                            self.client.send_error(err.code, &err.desc);
+                            return Next::Close;
+                        }
+                    }
                     self.client.send_error(e.code(), &e.description());
                     return Next::Close;
                 }
@@ -160,6 +190,27 @@ impl Conn {
                     }
                 }
             }
+        }
+    }
+
+    /// nsqd's per-command state rules (checked before parameters).
+    fn state_allows(&self, verb: Verb) -> Result<(), ClientErr> {
+        let state = self.client.state();
+        let allowed = match verb {
+            Verb::Identify | Verb::Auth | Verb::Sub => state == ClientState::Init,
+            Verb::Rdy | Verb::Fin | Verb::Req | Verb::Touch => {
+                matches!(state, ClientState::Subscribed | ClientState::Closing)
+            }
+            Verb::Cls => state == ClientState::Subscribed,
+            _ => true,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ClientErr::fatal(
+                ErrorCode::Invalid,
+                format!("cannot {} in current state", verb.as_str()),
+            ))
         }
     }
 

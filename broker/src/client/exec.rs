@@ -115,7 +115,8 @@ impl Conn {
     }
 
     fn exec_identify(&mut self, body: &[u8]) -> Exec {
-        if self.client.state() != ClientState::Init || self.client.info.borrow().identified {
+        // nsqd allows IDENTIFY again until SUB; only the state matters.
+        if self.client.state() != ClientState::Init {
             return Err(ClientErr::invalid("cannot IDENTIFY in current state"));
         }
         let req: nsq_proto::identify::IdentifyRequest =

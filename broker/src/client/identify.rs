@@ -27,7 +27,6 @@ pub fn default_info(opts: &Options) -> ClientInfo {
         output_buffer_timeout: non_zero(opts.output_buffer_timeout),
         msg_timeout: opts.msg_timeout,
         sample_rate: 0,
-        identified: false,
     }
 }
 
@@ -95,7 +94,6 @@ pub fn apply(info: &mut ClientInfo, req: &IdentifyRequest, opts: &Options) -> Re
         }
         _ => return Err(format!("msg timeout ({mt}) is invalid")),
     }
-    info.identified = true;
     Ok(())
 }
 

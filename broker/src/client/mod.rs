@@ -51,8 +51,6 @@ pub struct ClientInfo {
     pub msg_timeout: Duration,
     /// 0 = all messages; 1..99 = percentage sampled.
     pub sample_rate: i32,
-    /// IDENTIFY done (it is allowed only once).
-    pub identified: bool,
 }
 
 /// One connection. Lives on: the shard running it.

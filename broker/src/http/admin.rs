@@ -75,8 +75,16 @@ pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Reply {
             producers.extend(clients);
         }
     }
-    let topics = snapshot::filter(snapshot::merge(parts), topic, channel);
+    let merged = snapshot::merge(parts);
+    // nsqd returns early (topics and producers null) for an unknown topic.
+    let unknown_topic = topic.is_some() && merged.is_empty();
+    let topics = snapshot::filter(merged, topic, channel);
     snapshot::filter_producers(&mut producers, topic);
+    let topics = (!unknown_topic).then_some(topics);
+    // nsqd lists producers only with clients included.
+    if unknown_topic || !include_clients {
+        producers.clear();
+    }
     let doc = snapshot::StatsDoc {
         version: VERSION.to_string(),
         health: "OK".to_string(),
@@ -211,9 +219,9 @@ pub async fn channel_pause(shard: &Rc<Shard>, req: &Request, paused: bool) -> Re
     on_owner(shard, req, |t, c| ControlOp::PauseChannel(t, c, paused)).await
 }
 
-/// GET /config/:opt (PUT: only log_level for now; nsqlookupd_tcp_addresses
-/// arrives with lookupd support).
-pub fn config(shard: &Rc<Shard>, req: &Request) -> Reply {
+/// GET and PUT /config/:opt. PUT accepts what nsqd accepts: `log_level`
+/// and `nsqlookupd_tcp_addresses` (a JSON array, applied on every shard).
+pub async fn config(shard: &Rc<Shard>, req: &Request) -> Reply {
     let opt = req.path.trim_start_matches("/config/");
     if req.method == "PUT" {
         if req.body.is_empty() || req.body.len() as u64 > shard.opts.max_msg_size {
@@ -221,15 +229,25 @@ pub fn config(shard: &Rc<Shard>, req: &Request) -> Reply {
         }
         match opt {
             "log_level" => {
-                let level = String::from_utf8_lossy(&req.body);
-                match crate::log::Level::parse(level.trim()) {
-                    Some(level) => crate::log::set_level(level),
-                    None => return Reply::Err(400, "INVALID_VALUE"),
-                }
-                return Reply::Text(level.trim().to_string().into_bytes());
+                let text = String::from_utf8_lossy(&req.body);
+                let Some(level) = crate::log::Level::parse(text.trim()) else {
+                    return Reply::Err(400, "INVALID_VALUE");
+                };
+                crate::log::set_level(level);
+                // nsqd answers with the option's new value: the level number.
+                return Reply::Json((level as u8).to_string().into_bytes());
+            }
+            "nsqlookupd_tcp_addresses" => {
+                let Ok(addrs) = serde_json::from_slice::<Vec<String>>(&req.body) else {
+                    return Reply::Err(400, "INVALID_VALUE");
+                };
+                shard.call_all(ControlOp::SetLookupdAddresses(addrs)).await;
             }
             _ => return Reply::Err(400, "INVALID_OPTION"),
         }
+    }
+    if opt == "nsqlookupd_tcp_addresses" {
+        return Reply::json(&*shard.lookupd_addresses.borrow());
     }
     match shard.opts.get_config_value(opt) {
         // nsqd's V1 writes Go strings raw and everything else as JSON.

@@ -178,6 +178,6 @@ async fn route(shard: &Rc<Shard>, req: &Request) -> Reply {
         "/channel/empty" => admin::channel_empty(shard, req).await,
         "/channel/pause" => admin::channel_pause(shard, req, true).await,
         "/channel/unpause" => admin::channel_pause(shard, req, false).await,
-        _ => admin::config(shard, req),
+        _ => admin::config(shard, req).await,
     }
 }

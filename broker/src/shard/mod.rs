@@ -53,6 +53,9 @@ pub struct Shard {
     pub start_time: i64,
     /// Message IDs minted on this shard.
     pub ids: IdGen,
+    /// nsqlookupd TCP addresses: `--lookupd-tcp-address`, changeable at
+    /// runtime through `PUT /config/nsqlookupd_tcp_addresses`.
+    pub lookupd_addresses: RefCell<Vec<String>>,
     topics: RefCell<HashMap<String, Rc<Topic>>>,
     clients: RefCell<HashMap<u64, Weak<Client>>>,
     next_client: Cell<u64>,
@@ -71,6 +74,7 @@ impl Shard {
             id,
             shards: mesh.shards(),
             ids: IdGen::new(id, opts.node_id as u64),
+            lookupd_addresses: RefCell::new(opts.nsqlookupd_tcp_addresses.clone()),
             opts,
             mesh,
             listen,
@@ -299,6 +303,10 @@ impl Shard {
             }
             ControlOp::PauseChannel(topic, channel, paused) => {
                 self.with_channel(&topic, &channel, |c| c.set_paused(paused))
+            }
+            ControlOp::SetLookupdAddresses(addrs) => {
+                *self.lookupd_addresses.borrow_mut() = addrs;
+                ControlReply::Ok
             }
             ControlOp::Stats {
                 topic,

@@ -100,6 +100,8 @@ pub enum ControlOp {
     EmptyChannel(String, String),
     /// (owner) pause or unpause a channel.
     PauseChannel(String, String, bool),
+    /// Replace the nsqlookupd address list (PUT /config/nsqlookupd_tcp_addresses).
+    SetLookupdAddresses(Vec<String>),
     /// Report this shard's stats.
     Stats {
         /// Only this topic.

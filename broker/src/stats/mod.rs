@@ -28,7 +28,8 @@ pub use snapshot::{
 /// Nothing parses this format, so it follows nsqd's layout rather than its
 /// bytes: times are printed in UTC and durations in whole seconds.
 pub fn render_text(doc: &StatsDoc, now_unix: i64) -> String {
-    let mut out = String::with_capacity(512 + 256 * doc.topics.len());
+    let mut out =
+        String::with_capacity(512 + 256 * doc.topics.as_deref().unwrap_or_default().len());
     // `fmt::Write` for String cannot fail; the results are ignored on purpose.
     let _ = writeln!(out, "nsqd v{} (built w/rust)", doc.version);
     let _ = writeln!(out, "start_time {}", rfc3339_utc(doc.start_time));
@@ -53,12 +54,12 @@ pub fn render_text(doc: &StatsDoc, now_unix: i64) -> String {
         }
     }
 
-    if doc.topics.is_empty() {
+    if doc.topics.as_deref().unwrap_or_default().is_empty() {
         out.push_str("\nTopics: None\n");
     } else {
         out.push_str("\nTopics:");
     }
-    for topic in &doc.topics {
+    for topic in doc.topics.as_deref().unwrap_or_default() {
         let _ = writeln!(
             out,
             "\n{}[{:<15}] depth: {:<5} be-depth: {:<5} msgs: {:<8} e2e%: {}",
@@ -266,7 +267,7 @@ mod tests {
             version: "1.3.0".into(),
             health: "OK".into(),
             start_time: 1_000,
-            topics: vec![TopicStats {
+            topics: Some(vec![TopicStats {
                 topic_name: "t".into(),
                 paused: true,
                 depth: 3,
@@ -277,7 +278,7 @@ mod tests {
                     ..ChannelStats::default()
                 }],
                 ..TopicStats::default()
-            }],
+            }]),
             memory: None,
             producers: Some(vec![producer]),
         };

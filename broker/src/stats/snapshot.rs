@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// The whole `/stats?format=json` answer (the anonymous struct in nsqd's
 /// `doStats`).
@@ -24,11 +24,10 @@ pub struct StatsDoc {
     pub health: String,
     /// Process start, Unix seconds.
     pub start_time: i64,
-    /// Topics sorted by name; `[]` when there are none. nsqd writes `null`
-    /// when a `topic=` filter names a missing topic; we write `[]` there too
-    /// and read either.
-    #[serde(deserialize_with = "null_as_default")]
-    pub topics: Vec<TopicStats>,
+    /// Topics sorted by name; `[]` when there are none, `null` (None) when a
+    /// `topic=` filter names a missing topic (nsqd returns early there).
+    #[serde(default)]
+    pub topics: Option<Vec<TopicStats>>,
     /// Omitted when `include_mem=false` (`json:"memory,omitempty"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemStats>,
@@ -364,14 +363,6 @@ fn none_if_empty<S: Serializer>(
     }
 }
 
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
-}
-
 /// Writes a float as Go's `encoding/json` does for the common cases: whole
 /// numbers without a fraction (`1500000`, not `1500000.0`). Beyond 2^53 the
 /// float is written as is. NaN and infinities (which Go refuses to encode)
@@ -431,10 +422,10 @@ mod tests {
             version: "1.3.0".into(),
             health: "OK".into(),
             start_time: 1_700_000_000,
-            topics: vec![TopicStats {
+            topics: Some(vec![TopicStats {
                 message_bytes: 5,
                 ..topic("t", 1, vec![channel("c", 1, Some(vec![client("x")]))])
-            }],
+            }]),
             memory: Some(MemStats::default()),
             producers: None,
         };
@@ -469,6 +460,7 @@ mod tests {
             version: "1.3.0".into(),
             health: "OK".into(),
             start_time: 7,
+            topics: Some(Vec::new()),
             memory: Some(MemStats::default()),
             ..StatsDoc::default()
         };
@@ -504,7 +496,7 @@ mod tests {
             r#"{"version":"1.3.0","health":"OK","start_time":1,"topics":null,"producers":null}"#,
         )
         .unwrap();
-        assert!(doc.topics.is_empty());
+        assert_eq!(doc.topics, None);
     }
 
     #[test]
