@@ -70,8 +70,37 @@ impl DirLock {
     }
 }
 
+/// Refuse settings whose feature is not built yet where running without it
+/// would weaken security (a user asking for TLS or AUTH must not silently get
+/// plain, open connections); warn for the harmless ones.
+fn check_unbuilt_features(opts: &Options) -> anyhow::Result<()> {
+    use crate::config::TlsRequired;
+    if opts.tls_required != TlsRequired::NotRequired
+        || !opts.tls_cert.as_os_str().is_empty()
+        || !opts.tls_key.as_os_str().is_empty()
+    {
+        bail!("TLS (--tls-cert, --tls-key, --tls-required) is not supported by this build yet");
+    }
+    if !opts.auth_http_addresses.is_empty() {
+        bail!("AUTH (--auth-http-address) is not supported by this build yet");
+    }
+    if !opts.statsd_address.is_empty() {
+        crate::log_warn!("--statsd-address is not supported yet: no statsd metrics will be sent");
+    }
+    if !opts.e2e_processing_latency_percentiles.is_empty() {
+        crate::log_warn!(
+            "--e2e-processing-latency-percentile is not supported yet: percentiles stay empty"
+        );
+    }
+    if !opts.nsqlookupd_tcp_addresses.is_empty() {
+        crate::log_warn!("--lookupd-tcp-address: registration with nsqlookupd is not built yet");
+    }
+    Ok(())
+}
+
 /// Run nsqd until the process is signalled. Returns only on startup errors.
 pub fn run(opts: Options) -> anyhow::Result<()> {
+    check_unbuilt_features(&opts)?;
     let data_path: PathBuf = if opts.data_path.as_os_str().is_empty() {
         std::env::current_dir().context("cannot read the working directory")?
     } else {
