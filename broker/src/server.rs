@@ -92,9 +92,6 @@ fn check_unbuilt_features(opts: &Options) -> anyhow::Result<()> {
             "--e2e-processing-latency-percentile is not supported yet: percentiles stay empty"
         );
     }
-    if !opts.nsqlookupd_tcp_addresses.is_empty() {
-        crate::log_warn!("--lookupd-tcp-address: registration with nsqlookupd is not built yet");
-    }
     Ok(())
 }
 
@@ -211,6 +208,7 @@ async fn run_shard(
     };
     let (mesh, receivers) = part.connect().await;
     let shard = Shard::new(id, opts, mesh, listen, start_time);
+    shard.start_tasks();
     for (_from, rx) in receivers {
         glommio::spawn_local(run_mesh_receiver(shard.clone(), rx)).detach();
     }

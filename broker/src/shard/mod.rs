@@ -9,6 +9,7 @@
 
 pub mod msg;
 pub mod routing;
+pub mod tasks;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use crate::message::IdGen;
 use crate::stats::snapshot::{ClientStats, TopicStats};
 use crate::topic::{ChannelRef, Topic};
 use msg::{ControlOp, ControlReply, ShardMsg};
+use tasks::lookupd::Event;
 
 /// Addresses every shard listens on (same ports on all shards, SO_REUSEPORT).
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +58,8 @@ pub struct Shard {
     /// nsqlookupd TCP addresses: `--lookupd-tcp-address`, changeable at
     /// runtime through `PUT /config/nsqlookupd_tcp_addresses`.
     pub lookupd_addresses: RefCell<Vec<String>>,
+    /// nsqlookupd peers (shard 0 only: the control-plane home).
+    lookup: Option<tasks::lookupd::Lookup>,
     topics: RefCell<HashMap<String, Rc<Topic>>>,
     clients: RefCell<HashMap<u64, Weak<Client>>>,
     next_client: Cell<u64>,
@@ -79,10 +83,42 @@ impl Shard {
             mesh,
             listen,
             start_time,
+            lookup: (id == 0).then(tasks::lookupd::Lookup::default),
             topics: RefCell::new(HashMap::new()),
             clients: RefCell::new(HashMap::new()),
             next_client: Cell::new(1),
         })
+    }
+
+    /// Start the control-plane tasks (on shard 0).
+    pub fn start_tasks(self: &Rc<Self>) {
+        if let Some(lookup) = &self.lookup {
+            lookup.reconcile(self, &self.lookupd_addresses.borrow());
+        }
+    }
+
+    /// Tell the lookupd peers about a registration change (shard 0 only,
+    /// which sees every topic and channel: each is announced once).
+    fn notify_lookup(&self, event: Event) {
+        if let Some(lookup) = &self.lookup {
+            lookup.notify(event);
+        }
+    }
+
+    /// Everything to REGISTER on a fresh lookupd connection: each channel,
+    /// or the bare topic when it has none (nsqd's connectCallback).
+    pub fn registrations(&self) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (name, topic) in self.topics.borrow().iter() {
+            let channels = topic.channel_names();
+            if channels.is_empty() {
+                events.push(Event::Register(name.clone(), None));
+            }
+            for channel in channels {
+                events.push(Event::Register(name.clone(), Some(channel)));
+            }
+        }
+        events
     }
 
     /// A node-unique client ID (shard index in the high bits).
@@ -142,6 +178,7 @@ impl Shard {
         self.topics
             .borrow_mut()
             .insert(name.to_string(), topic.clone());
+        self.notify_lookup(Event::Register(name.to_string(), None));
         topic
     }
 
@@ -163,6 +200,10 @@ impl Shard {
         }
         let ch = Channel::create(part.name.clone(), channel, self.opts.clone());
         part.add_channel(ChannelRef::Local(ch.clone()));
+        self.notify_lookup(Event::Register(
+            topic.to_string(),
+            Some(channel.to_string()),
+        ));
         crate::log_info!("TOPIC({topic}): new channel({channel})");
         let op = ControlOp::ChannelCreated {
             topic: topic.to_string(),
@@ -185,6 +226,10 @@ impl Shard {
         ch.delete();
         crate::log_info!("TOPIC({topic}): deleting channel({channel})");
         let now_empty = part.remove_channel(channel);
+        self.notify_lookup(Event::Unregister(
+            topic.to_string(),
+            Some(channel.to_string()),
+        ));
         if now_empty && part.ephemeral {
             self.delete_local_topic(topic);
         }
@@ -200,7 +245,12 @@ impl Shard {
         let removed = self.topics.borrow_mut().remove(name);
         match removed {
             Some(t) => {
+                // nsqd unregisters each channel, then the topic.
+                for channel in t.channel_names() {
+                    self.notify_lookup(Event::Unregister(name.to_string(), Some(channel)));
+                }
                 t.delete();
+                self.notify_lookup(Event::Unregister(name.to_string(), None));
                 true
             }
             None => false,
@@ -271,6 +321,9 @@ impl Shard {
                 gauge,
             } => {
                 let part = self.create_local_topic(&topic);
+                if !part.has_channel(&channel) {
+                    self.notify_lookup(Event::Register(topic.clone(), Some(channel.clone())));
+                }
                 part.add_channel(ChannelRef::Remote {
                     shard: owner,
                     ephemeral: nsq_proto::names::is_ephemeral(&channel),
@@ -281,6 +334,9 @@ impl Shard {
             }
             ControlOp::ChannelDeleted { topic, channel } => {
                 if let Some(part) = self.topic(&topic) {
+                    if part.has_channel(&channel) {
+                        self.notify_lookup(Event::Unregister(topic.clone(), Some(channel.clone())));
+                    }
                     if part.remove_channel(&channel) && part.ephemeral {
                         self.delete_local_topic(&topic);
                     }
@@ -305,6 +361,9 @@ impl Shard {
                 self.with_channel(&topic, &channel, |c| c.set_paused(paused))
             }
             ControlOp::SetLookupdAddresses(addrs) => {
+                if let Some(lookup) = &self.lookup {
+                    lookup.reconcile(self, &addrs);
+                }
                 *self.lookupd_addresses.borrow_mut() = addrs;
                 ControlReply::Ok
             }

@@ -204,6 +204,15 @@ impl Topic {
         self.channels.borrow().iter().any(|c| c.name() == name)
     }
 
+    /// Names of all the topic's channels (on any shard).
+    pub fn channel_names(&self) -> Vec<String> {
+        self.channels
+            .borrow()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect()
+    }
+
     /// Channels this shard owns.
     pub fn local_channels(&self) -> Vec<Rc<Channel>> {
         self.channels
