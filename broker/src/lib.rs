@@ -10,6 +10,7 @@
 //! - [`http`]: the HTTP API.
 //! - [`stats`]: `/stats` shapes and merging across shards.
 //! - [`config`]: nsqd's flags and config file.
+//! - [`metadata`]: `nsqd.dat`, the topics and channels that survive a restart.
 //!
 //! The message path, in order: `client::conn` reads a PUB, `client::exec`
 //! stores it with `topic::Topic::put` on the same core and answers OK;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod http;
 pub mod log;
 pub mod message;
+pub mod metadata;
 pub mod server;
 pub mod shard;
 pub mod stats;

@@ -14,7 +14,9 @@ use anyhow::{anyhow, bail, Context};
 use glommio::net::TcpListener;
 use nsq_io::mesh::{self, MeshPart};
 
+use crate::channel::Gauge;
 use crate::config::Options;
+use crate::metadata::TopicMeta;
 use crate::shard::msg::ShardMsg;
 use crate::shard::{run_mesh_receiver, Listen, Shard};
 
@@ -104,6 +106,26 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         opts.data_path.clone()
     };
     let _lock = DirLock::acquire(&data_path)?;
+    let restored = crate::metadata::load(&data_path)
+        .context("failed to load metadata")?
+        .map(|m| m.valid_topics())
+        .unwrap_or_default();
+    // One gauge per restored channel, shared by the owner and the other
+    // shards' topic parts (normally exchanged in ChannelCreated).
+    let restored: Arc<Vec<(TopicMeta, Vec<Gauge>)>> = Arc::new(
+        restored
+            .into_iter()
+            .map(|t| {
+                let gauges = t
+                    .channels
+                    .iter()
+                    .flatten()
+                    .map(|_| Gauge::default())
+                    .collect();
+                (t, gauges)
+            })
+            .collect(),
+    );
 
     nsq_io::runtime::probe()?;
     let shards = match opts.shards {
@@ -133,14 +155,29 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let start_time = crate::message::now_secs();
     let parts: Vec<MeshPart<ShardMsg>> = mesh::build(shards, MESH_CAPACITY);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    // Shutdown: one "stop" per shard, each answers on `done` when saved.
+    let (stop_tx, stop_rx) = flume::bounded::<()>(shards);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let mut parts = parts.into_iter();
     let handles = nsq_io::runtime::spawn_shards(shards, |id| {
         let part = parts.next();
         let opts = opts.clone();
         let ready = ready_tx.clone();
+        let restored = restored.clone();
+        let data_path = data_path.clone();
+        let stop = stop_rx.clone();
+        let done = done_tx.clone();
         move || async move {
             let Some(part) = part else { return };
-            if let Err(e) = run_shard(id, part, opts, listen, start_time, ready.clone()).await {
+            let boot = Boot {
+                listen,
+                start_time,
+                data_path,
+                restored,
+                stop,
+                done,
+            };
+            if let Err(e) = run_shard(id, part, opts, boot, ready.clone()).await {
                 let _ = ready.send(Err(e.to_string()));
             }
         }
@@ -158,8 +195,15 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     crate::log_info!("ready");
     wait_for_signal();
     crate::log_info!("exiting");
-    // Messages held only in memory are not saved yet (disk storage is the
-    // next issue); exit without waiting for the shards.
+    for _ in 0..shards {
+        let _ = stop_tx.send(());
+    }
+    for _ in 0..shards {
+        if done_rx.recv_timeout(SHUTDOWN_TIMEOUT).is_err() {
+            crate::log_error!("a shard did not finish shutting down in {SHUTDOWN_TIMEOUT:?}");
+            break;
+        }
+    }
     drop(handles);
     Ok(())
 }
@@ -190,14 +234,27 @@ pub fn block_signals() {
     }
 }
 
+/// What every shard starts from.
+struct Boot {
+    listen: Listen,
+    start_time: i64,
+    data_path: PathBuf,
+    restored: Arc<Vec<(TopicMeta, Vec<Gauge>)>>,
+    stop: flume::Receiver<()>,
+    done: std::sync::mpsc::Sender<()>,
+}
+
+/// How long the main thread waits for the shards to save their state.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn run_shard(
     id: usize,
     part: MeshPart<ShardMsg>,
     opts: Arc<Options>,
-    listen: Listen,
-    start_time: i64,
+    boot: Boot,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) -> anyhow::Result<()> {
+    let listen = boot.listen;
     let tcp = TcpListener::bind(listen.tcp)
         .map_err(|e| anyhow!("listen ({}) failed - {e}", listen.tcp))?;
     let http = match listen.http {
@@ -207,8 +264,18 @@ async fn run_shard(
         None => None,
     };
     let (mesh, receivers) = part.connect().await;
-    let shard = Shard::new(id, opts, mesh, listen, start_time);
+    let shard = Shard::new(id, opts, mesh, listen, boot.start_time, boot.data_path);
+    shard.restore(&boot.restored);
     shard.start_tasks();
+    let stopping = shard.clone();
+    let (stop, done) = (boot.stop, boot.done);
+    glommio::spawn_local(async move {
+        if stop.recv_async().await.is_ok() {
+            stopping.shutdown().await;
+        }
+        let _ = done.send(());
+    })
+    .detach();
     for (_from, rx) in receivers {
         glommio::spawn_local(run_mesh_receiver(shard.clone(), rx)).detach();
     }

@@ -416,7 +416,6 @@ fn restart_round_trip(args: &[&str], total: usize) -> Result<()> {
 /// Topics, channels and their paused state are in the metadata; ephemeral
 /// ones are not.
 #[test]
-#[ignore = "needs disk storage and metadata persistence (issue 4)"]
 fn restart_keeps_metadata() -> Result<()> {
     let mut nsqd = TestNsqd::start(&[])?;
     let topic = unique_name("meta");

@@ -67,14 +67,20 @@ pub struct Channel {
 
 impl Channel {
     /// Create the channel and start its timer task on the current shard.
-    pub fn create(topic: Rc<str>, name: &str, opts: Arc<Options>) -> Rc<Channel> {
+    /// `gauge`: the depth gauge other shards already hold (restart), if any.
+    pub fn create(
+        topic: Rc<str>,
+        name: &str,
+        opts: Arc<Options>,
+        gauge: Option<Gauge>,
+    ) -> Rc<Channel> {
         let channel = Rc::new(Channel {
             ephemeral: nsq_proto::names::is_ephemeral(name),
             name: Rc::from(name),
             topic,
             opts,
             queue: RefCell::new(VecDeque::new()),
-            gauge: Arc::new(AtomicI64::new(0)),
+            gauge: gauge.unwrap_or_else(|| Arc::new(AtomicI64::new(0))),
             in_flight: RefCell::new(InFlightTable::default()),
             deferred: RefCell::new(DeferredQueue::default()),
             consumers: RefCell::new(Vec::new()),
@@ -312,6 +318,7 @@ impl Channel {
             self.dispatch();
         }
         for c in self.consumers.borrow().iter() {
+            c.set_channel_paused(paused);
             c.wake_writer();
         }
     }

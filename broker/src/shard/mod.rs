@@ -20,13 +20,16 @@ use std::sync::Arc;
 use glommio::channels::shared_channel::ConnectedReceiver;
 use nsq_io::mesh::Mesh;
 
-use crate::channel::Channel;
+use crate::channel::{Channel, Gauge};
 use crate::client::Client;
 use crate::config::Options;
 use crate::message::IdGen;
+use crate::metadata::{self, ChannelMeta, Metadata, TopicMeta};
 use crate::stats::snapshot::{ClientStats, TopicStats};
 use crate::topic::{ChannelRef, Topic};
 use msg::{ControlOp, ControlReply, ShardMsg};
+use nsq_io::signal::Signal;
+use std::path::PathBuf;
 use tasks::lookupd::Event;
 
 /// Addresses every shard listens on (same ports on all shards, SO_REUSEPORT).
@@ -58,6 +61,10 @@ pub struct Shard {
     /// nsqlookupd TCP addresses: `--lookupd-tcp-address`, changeable at
     /// runtime through `PUT /config/nsqlookupd_tcp_addresses`.
     pub lookupd_addresses: RefCell<Vec<String>>,
+    /// `--data-path` (resolved).
+    pub data_path: PathBuf,
+    /// Wakes the nsqd.dat writer (shard 0 only).
+    metadata_wake: Signal,
     /// nsqlookupd peers (shard 0 only: the control-plane home).
     lookup: Option<tasks::lookupd::Lookup>,
     topics: RefCell<HashMap<String, Rc<Topic>>>,
@@ -73,8 +80,11 @@ impl Shard {
         mesh: Mesh<ShardMsg>,
         listen: Listen,
         start_time: i64,
+        data_path: PathBuf,
     ) -> Rc<Shard> {
         Rc::new(Shard {
+            data_path,
+            metadata_wake: Signal::new(),
             id,
             shards: mesh.shards(),
             ids: IdGen::new(id, opts.node_id as u64),
@@ -94,6 +104,115 @@ impl Shard {
     pub fn start_tasks(self: &Rc<Self>) {
         if let Some(lookup) = &self.lookup {
             lookup.reconcile(self, &self.lookupd_addresses.borrow());
+        }
+        if self.id == 0 {
+            glommio::spawn_local(metadata_loop(
+                Rc::downgrade(self),
+                self.metadata_wake.clone(),
+            ))
+            .detach();
+        }
+    }
+
+    /// Recreate the topics and channels of nsqd.dat. Every shard runs this
+    /// with the same list and the same gauges before accepting connections,
+    /// so no announcement is needed: each shard builds the full picture.
+    pub fn restore(self: &Rc<Self>, topics: &[(TopicMeta, Vec<Gauge>)]) {
+        for (meta, gauges) in topics {
+            let part = self.create_local_topic(&meta.name);
+            part.set_paused(meta.paused);
+            for (channel, gauge) in meta.channels.iter().flatten().zip(gauges) {
+                let owner = routing::owner_of(&meta.name, &channel.name, self.shards);
+                if owner == self.id {
+                    let ch = Channel::create(
+                        part.name.clone(),
+                        &channel.name,
+                        self.opts.clone(),
+                        Some(gauge.clone()),
+                    );
+                    ch.set_paused(channel.paused);
+                    part.add_channel(ChannelRef::Local(ch));
+                } else {
+                    part.add_channel(ChannelRef::Remote {
+                        shard: owner,
+                        name: Rc::from(channel.name.as_str()),
+                        gauge: gauge.clone(),
+                        ephemeral: false,
+                    });
+                }
+                self.notify_lookup(Event::Register(
+                    meta.name.clone(),
+                    Some(channel.name.clone()),
+                ));
+            }
+        }
+    }
+
+    /// Graceful exit (SIGTERM/SIGINT): shard 0 writes nsqd.dat one last time.
+    pub async fn shutdown(self: &Rc<Self>) {
+        if self.id == 0 {
+            self.save_metadata().await;
+        }
+    }
+
+    /// Ask shard 0 to write nsqd.dat soon (coalesced).
+    pub fn request_metadata_save(self: &Rc<Self>) {
+        if self.id == 0 {
+            self.metadata_wake.notify();
+            return;
+        }
+        let msg = ShardMsg::Control {
+            op: ControlOp::PersistMetadata,
+            reply: None,
+        };
+        if let Err(Some(msg)) = self.mesh.try_send(0, msg) {
+            let shard = self.clone();
+            glommio::spawn_local(async move {
+                let _ = shard.mesh.send(0, msg).await;
+            })
+            .detach();
+        }
+    }
+
+    /// This shard's part of nsqd.dat: its (non-ephemeral) topic parts with
+    /// the channels it owns.
+    fn metadata_part(&self) -> Vec<TopicMeta> {
+        self.topics
+            .borrow()
+            .values()
+            .filter(|t| !t.ephemeral)
+            .map(|t| TopicMeta {
+                name: t.name.to_string(),
+                paused: t.is_paused(),
+                channels: Some(
+                    t.local_channels()
+                        .iter()
+                        .filter(|c| !c.ephemeral)
+                        .map(|c| ChannelMeta {
+                            name: c.name.to_string(),
+                            paused: c.is_paused(),
+                        })
+                        .collect(),
+                ),
+            })
+            .collect()
+    }
+
+    /// Gather every shard's part and write nsqd.dat (shard 0).
+    pub async fn save_metadata(self: &Rc<Self>) {
+        let mut parts = Vec::new();
+        for reply in self.call_all(ControlOp::Metadata).await {
+            if let ControlReply::Metadata(part) = reply {
+                parts.push(part);
+            }
+        }
+        let meta = Metadata::merge(parts);
+        let dir = self.data_path.clone();
+        let result = glommio::executor()
+            .spawn_blocking(move || metadata::save(&dir, &meta))
+            .await;
+        if let Err(e) = result {
+            crate::log_error!("failed to persist metadata - {e}");
         }
     }
 
@@ -159,6 +278,9 @@ impl Shard {
         }
         let topic = self.create_local_topic(name);
         crate::log_info!("TOPIC({name}): created");
+        if !topic.ephemeral {
+            self.request_metadata_save();
+        }
         let shard = self.clone();
         let name = name.to_string();
         glommio::spawn_local(async move {
@@ -198,7 +320,7 @@ impl Shard {
         if let Some(ch) = part.local_channel(channel) {
             return ch;
         }
-        let ch = Channel::create(part.name.clone(), channel, self.opts.clone());
+        let ch = Channel::create(part.name.clone(), channel, self.opts.clone(), None);
         part.add_channel(ChannelRef::Local(ch.clone()));
         self.notify_lookup(Event::Register(
             topic.to_string(),
@@ -212,6 +334,9 @@ impl Shard {
             gauge: ch.gauge.clone(),
         };
         self.broadcast_others(op, true).await;
+        if !ch.ephemeral {
+            self.request_metadata_save();
+        }
         ch
     }
 
@@ -238,6 +363,7 @@ impl Shard {
             channel: channel.to_string(),
         };
         self.broadcast_others(op, true).await;
+        self.request_metadata_save();
         true
     }
 
@@ -307,13 +433,17 @@ impl Shard {
             ControlOp::DeleteTopic(name) => {
                 if self.delete_local_topic(&name) {
                     crate::log_info!("TOPIC({name}): deleted");
+                    self.request_metadata_save();
                     ControlReply::Ok
                 } else {
                     ControlReply::NotFound
                 }
             }
             ControlOp::EmptyTopic(name) => self.with_topic(&name, |t| t.empty()),
-            ControlOp::PauseTopic(name, paused) => self.with_topic(&name, |t| t.set_paused(paused)),
+            ControlOp::PauseTopic(name, paused) => {
+                self.request_metadata_save();
+                self.with_topic(&name, |t| t.set_paused(paused))
+            }
             ControlOp::ChannelCreated {
                 topic,
                 channel,
@@ -358,6 +488,7 @@ impl Shard {
                 self.with_channel(&topic, &channel, |c| c.empty())
             }
             ControlOp::PauseChannel(topic, channel, paused) => {
+                self.request_metadata_save();
                 self.with_channel(&topic, &channel, |c| c.set_paused(paused))
             }
             ControlOp::SetLookupdAddresses(addrs) => {
@@ -365,6 +496,11 @@ impl Shard {
                     lookup.reconcile(self, &addrs);
                 }
                 *self.lookupd_addresses.borrow_mut() = addrs;
+                ControlReply::Ok
+            }
+            ControlOp::Metadata => ControlReply::Metadata(self.metadata_part()),
+            ControlOp::PersistMetadata => {
+                self.metadata_wake.notify();
                 ControlReply::Ok
             }
             ControlOp::Stats {
@@ -443,6 +579,17 @@ impl Shard {
 }
 
 use crate::message::Message;
+
+/// Writes nsqd.dat whenever asked, coalescing bursts of changes (shard 0).
+async fn metadata_loop(shard: Weak<Shard>, wake: Signal) {
+    loop {
+        wake.wait().await;
+        // Let a burst of creates/deletes settle into one write.
+        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        let Some(shard) = shard.upgrade() else { return };
+        shard.save_metadata().await;
+    }
+}
 
 /// Drain the queue from one peer shard for as long as the process runs.
 pub async fn run_mesh_receiver(shard: Rc<Shard>, rx: ConnectedReceiver<ShardMsg>) {

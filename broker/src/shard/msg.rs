@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use crate::channel::Gauge;
 use crate::client::ClientInfo;
 use crate::message::Message;
+use crate::metadata::TopicMeta;
 use crate::stats::snapshot::{ClientStats, PubCount, TopicStats};
 
 /// A message from one shard to another.
@@ -102,6 +103,10 @@ pub enum ControlOp {
     PauseChannel(String, String, bool),
     /// Replace the nsqlookupd address list (PUT /config/nsqlookupd_tcp_addresses).
     SetLookupdAddresses(Vec<String>),
+    /// Report this shard's topics and owned channels for nsqd.dat.
+    Metadata,
+    /// (shard 0) something changed: write nsqd.dat soon.
+    PersistMetadata,
     /// Report this shard's stats.
     Stats {
         /// Only this topic.
@@ -120,6 +125,8 @@ pub enum ControlReply {
     Ok,
     /// The topic or channel does not exist on this shard.
     NotFound,
+    /// A shard's part of nsqd.dat.
+    Metadata(Vec<TopicMeta>),
     /// A shard's partial stats.
     Stats(Vec<TopicStats>, Vec<ClientStats>),
 }
