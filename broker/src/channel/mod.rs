@@ -101,9 +101,22 @@ impl Channel {
         channel
     }
 
-    /// Accept a message handed over by a topic part (already counted in
-    /// `gauge` by the sender).
+    /// Accept a batch handed over by a topic part (already counted in
+    /// `gauge` by the sender), then deliver once for the whole batch.
+    pub fn put_batch(&self, msgs: &[Message]) {
+        for msg in msgs {
+            self.enqueue(msg.clone());
+        }
+        self.dispatch();
+    }
+
+    /// Accept one message handed over by a topic part.
     pub fn put(&self, msg: Message) {
+        self.enqueue(msg);
+        self.dispatch();
+    }
+
+    fn enqueue(&self, msg: Message) {
         if self.deleted.get() {
             self.gauge.fetch_sub(1, Ordering::Relaxed);
             return;
@@ -124,7 +137,6 @@ impl Channel {
             return;
         }
         self.queue.borrow_mut().push_back(msg);
-        self.dispatch();
     }
 
     /// Requeue a message we already hold (timeout, REQ 0, deferral due).

@@ -571,9 +571,7 @@ impl Shard {
             .filter_map(|name| part.local_channel(name))
             .collect();
         for ch in &targets {
-            for msg in &msgs {
-                ch.put(msg.clone());
-            }
+            ch.put_batch(&msgs);
         }
     }
 }

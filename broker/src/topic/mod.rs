@@ -329,11 +329,7 @@ async fn pump(topic: Weak<Topic>, shard: Weak<Shard>) {
             for c in &channels {
                 c.gauge().fetch_add(batch.len() as i64, Ordering::Relaxed);
                 match c {
-                    ChannelRef::Local(ch) => {
-                        for msg in &batch {
-                            ch.put(msg.clone());
-                        }
-                    }
+                    ChannelRef::Local(ch) => ch.put_batch(&batch),
                     ChannelRef::Remote { shard, name, .. } => {
                         match remote.iter_mut().find(|(s, _)| s == shard) {
                             Some((_, names)) => names.push(name.to_string()),
