@@ -326,12 +326,12 @@ impl Channel {
     /// Pause or unpause delivery.
     pub fn set_paused(&self, paused: bool) {
         self.paused.set(paused);
-        if !paused {
-            self.dispatch();
-        }
         for c in self.consumers.borrow().iter() {
             c.set_channel_paused(paused);
             c.wake_writer();
+        }
+        if !paused {
+            self.dispatch();
         }
     }
 
