@@ -13,4 +13,5 @@ pub mod http;
 pub mod mesh;
 pub mod net;
 pub mod runtime;
+pub mod segment;
 pub mod signal;

@@ -65,3 +65,62 @@ impl Future for SignalWait<'_> {
         Poll::Pending
     }
 }
+
+/// A shard-local "generation changed" broadcast: any number of tasks wait
+/// for the next `notify_all` (e.g. publishers waiting for a group fsync).
+#[derive(Clone, Default, Debug)]
+pub struct Broadcast {
+    inner: Rc<BroadcastInner>,
+}
+
+#[derive(Default, Debug)]
+struct BroadcastInner {
+    generation: Cell<u64>,
+    wakers: RefCell<Vec<Waker>>,
+}
+
+impl Broadcast {
+    /// A new broadcast at generation 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current generation; pass it to [`Broadcast::changed`].
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.get()
+    }
+
+    /// Bump the generation and wake every waiter.
+    pub fn notify_all(&self) {
+        self.inner
+            .generation
+            .set(self.inner.generation.get().wrapping_add(1));
+        let wakers = std::mem::take(&mut *self.inner.wakers.borrow_mut());
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Wait until the generation differs from `seen`.
+    pub fn changed(&self, seen: u64) -> BroadcastWait<'_> {
+        BroadcastWait { bc: self, seen }
+    }
+}
+
+/// Future returned by [`Broadcast::changed`].
+#[derive(Debug)]
+pub struct BroadcastWait<'a> {
+    bc: &'a Broadcast,
+    seen: u64,
+}
+
+impl Future for BroadcastWait<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.bc.inner.generation.get() != self.seen {
+            return Poll::Ready(());
+        }
+        self.bc.inner.wakers.borrow_mut().push(cx.waker().clone());
+        Poll::Pending
+    }
+}

@@ -1,0 +1,381 @@
+//! [`DiskQueue::open`]: rebuild the queue from its files after a clean stop
+//! or a crash.
+//!
+//! Steps (numbered as in `FORMAT.md`, "Recovery"):
+//! 1. list the queue's files; remove a leftover `meta.tmp` (a meta write cut
+//!    short: the old meta is intact);
+//! 2. read the meta; if it is missing or damaged, start from the oldest
+//!    segment (duplicates, no loss);
+//! 3. remove segments wholly before the committed cursor (consumed; their
+//!    removal was lost in the crash);
+//! 4. scan every segment from the meta's write position on: this is the only
+//!    region that can hold unsynced, possibly torn, data. Count the records;
+//!    at the first record that is neither valid nor followed by a valid one,
+//!    cut the segment (torn tail). A never-written segment is removed, one
+//!    with a damaged header set aside as `.bad`;
+//! 5. reopen the last segment as the active one: truncate at its data end and
+//!    preallocate again, so no stale byte lies past the write position;
+//! 6. clamp the committed cursor into what exists and start reading there;
+//! 7. sync (data, directory, meta), so the repaired state is the durable one.
+
+use std::collections::VecDeque;
+use std::io;
+
+use super::format::{self, HeaderCheck, OwnFile, RecHeader, REC_HEADER_LEN, SEG_HEADER_LEN};
+use super::queue::{DiskQueue, ReadBuf, Reader, Seg, Writer};
+use super::storage::{read_full_at, Storage, StorageFile};
+use super::{Error, Event, Options, Pos, Result, Stats};
+
+/// What the tail scan found in one segment.
+struct Scan {
+    end: u64,
+    records: u64,
+    cut: bool,
+}
+
+impl<S: Storage> DiskQueue<S> {
+    /// Open (or create) the queue `name` in `storage`, recovering from
+    /// whatever a crash left. Repairs are counted in [`stats`](Self::stats)
+    /// and listed by [`drain_events`](Self::drain_events).
+    pub fn open(storage: S, name: &str, opts: Options) -> Result<Self> {
+        if name.is_empty() || name.contains('/') || name.contains('\0') {
+            return Err(Error::BadName(name.to_string()));
+        }
+        if opts.max_bytes_per_file < SEG_HEADER_LEN + REC_HEADER_LEN {
+            return Err(Error::BadOptions(
+                "max_bytes_per_file is smaller than a segment header plus one record header",
+            ));
+        }
+        let mut q = Self::blank(storage, name, opts);
+
+        // 1. Inventory.
+        let files = q.storage.list().map_err(|e| Error::io("list", name, e))?;
+        let mut found = Vec::new();
+        let mut max_index = 0;
+        let mut have_meta = false;
+        for f in &files {
+            match format::parse_own_file(name, f) {
+                Some(OwnFile::Segment(i)) => {
+                    found.push(i);
+                    max_index = max_index.max(i);
+                }
+                Some(OwnFile::Bad(i)) => max_index = max_index.max(i),
+                Some(OwnFile::Meta) => have_meta = true,
+                Some(OwnFile::MetaTmp) => {
+                    let _ = q.storage.remove(f);
+                }
+                None => {}
+            }
+        }
+        found.sort_unstable();
+
+        // 2. Meta.
+        let meta = if have_meta { q.load_meta()? } else { None };
+        let (committed, tail) = match meta {
+            Some(m) => {
+                max_index = max_index.max(m.committed.segment).max(m.write.segment);
+                (m.committed, m.write)
+            }
+            None => {
+                let first = found.first().copied().unwrap_or(max_index + 1);
+                let p = Pos {
+                    segment: first,
+                    offset: SEG_HEADER_LEN,
+                    seq: 0,
+                };
+                (p, p)
+            }
+        };
+        q.next_index = max_index + 1;
+
+        // 3. Consumed leftovers.
+        for &i in &found {
+            if i < committed.segment {
+                q.remove_stray(i, "before the committed cursor");
+            } else {
+                q.segs.push_back(Seg {
+                    index: i,
+                    end: None,
+                });
+            }
+        }
+
+        // 4. Tail scan.
+        q.write_seq = tail.seq;
+        let tail_segs: Vec<u64> = q
+            .segs
+            .iter()
+            .map(|s| s.index)
+            .filter(|&i| i >= tail.segment)
+            .collect();
+        for i in tail_segs {
+            let start = if i == tail.segment {
+                tail.offset
+            } else {
+                SEG_HEADER_LEN
+            };
+            q.scan_tail(i, start)?;
+        }
+
+        // 5. Active segment.
+        if let Some(last) = q.segs.back().copied() {
+            if let Some(end) = last.end {
+                q.reopen_writer(last.index, end)?;
+            }
+        }
+        if q.writer.is_none() {
+            match q.roll(0) {
+                Ok(()) => {}
+                // A full disk must not stop the broker from starting and
+                // draining what is there; appends will fail until space is
+                // freed.
+                Err(e) if e.is_no_space() => {}
+                Err(e) => return Err(e),
+            }
+        }
+
+        // 6. Cursors.
+        let mut start = committed;
+        if start.offset < SEG_HEADER_LEN {
+            start.offset = SEG_HEADER_LEN;
+        }
+        if let Some(first) = q.segs.front() {
+            if start.segment < first.index {
+                start.segment = first.index;
+                start.offset = SEG_HEADER_LEN;
+            }
+        }
+        let wp = q.write_pos();
+        if (start.segment, start.offset) > (wp.segment, wp.offset) {
+            start = wp;
+        }
+        start.seq = start.seq.min(q.write_seq);
+        q.reader.pos = start;
+        q.committed = start;
+        q.meta_dirty = true;
+
+        // 7. Make the repaired state the durable one.
+        q.sync()?;
+        Ok(q)
+    }
+
+    fn blank(storage: S, name: &str, opts: Options) -> Self {
+        Self {
+            storage,
+            name: name.to_string(),
+            opts,
+            segs: VecDeque::new(),
+            writer: None,
+            write_seq: 0,
+            next_index: 1,
+            reader: Reader {
+                pos: Pos::default(),
+                file: None,
+                buf: ReadBuf::default(),
+            },
+            committed: Pos::default(),
+            persisted_commit: Pos::default(),
+            synced: Pos::default(),
+            dir_dirty: false,
+            meta_dirty: false,
+            poisoned: false,
+            ops: 0,
+            force_sync: false,
+            doomed: Vec::new(),
+            stats: Stats::default(),
+            events: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The meta, or `None` (with an event) if it is damaged. An I/O error
+    /// reading it is an error: the disk, not the file, is the problem.
+    fn load_meta(&mut self) -> Result<Option<format::Meta>> {
+        let name = format::meta_name(&self.name);
+        let f = match self.storage.open(&name) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", &name, e)),
+        };
+        let mut buf = [0u8; format::META_LEN + 1];
+        let n = read_full_at(&f, &mut buf, 0).map_err(|e| Error::io("read", &name, e))?;
+        match format::decode_meta(&buf[..n]) {
+            Ok(m) => Ok(Some(m)),
+            Err(reason) => {
+                self.stats.meta_invalid += 1;
+                self.event(Event::MetaInvalid { reason });
+                Ok(None)
+            }
+        }
+    }
+
+    fn remove_stray(&mut self, index: u64, reason: &'static str) {
+        let _ = self.storage.remove(&format::seg_name(&self.name, index));
+        self.segs.retain(|s| s.index != index);
+        self.stats.stray_segments += 1;
+        self.event(Event::StraySegment {
+            segment: index,
+            reason,
+        });
+    }
+
+    /// Step 4 for one segment, from `start`.
+    fn scan_tail(&mut self, index: u64, start: u64) -> Result<()> {
+        let name = format::seg_name(&self.name, index);
+        let mut file = match self.storage.open(&name) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.segs.retain(|s| s.index != index);
+                return Ok(());
+            }
+            Err(e) => return Err(Error::io("open", &name, e)),
+        };
+        let size = file.size().map_err(|e| Error::io("stat", &name, e))?;
+        let mut head = [0u8; SEG_HEADER_LEN as usize];
+        let n = read_full_at(&file, &mut head, 0).map_err(|e| Error::io("read", &name, e))?;
+        match format::check_seg_header(&head[..n], index) {
+            HeaderCheck::Ok => {}
+            HeaderCheck::Blank => {
+                drop(file);
+                self.remove_stray(index, "created but never written");
+                return Ok(());
+            }
+            HeaderCheck::Bad(reason) => {
+                drop(file);
+                return self.set_aside(index, 0, reason);
+            }
+        }
+        // A meta write position outside the file means the file lost data
+        // it once had; rescan it whole (seq may then run ahead until the
+        // reader's end-of-queue resync).
+        let from = if start < SEG_HEADER_LEN || start > size {
+            SEG_HEADER_LEN
+        } else {
+            start
+        };
+        let scan = self
+            .scan_records(&file, from, size)
+            .map_err(|e| Error::io("read", &name, e))?;
+        let is_last = self.segs.back().is_some_and(|s| s.index == index);
+        if scan.cut {
+            self.stats.torn_tails += 1;
+            self.event(Event::TornTail {
+                segment: index,
+                offset: scan.end,
+            });
+            // The last segment is cut in reopen_writer (with the stale bytes
+            // past the end); an earlier one here.
+            if !is_last {
+                file.truncate(scan.end)
+                    .map_err(|e| Error::io("truncate", &name, e))?;
+            }
+        }
+        self.write_seq += scan.records;
+        if let Some(s) = self.segs.iter_mut().find(|s| s.index == index) {
+            s.end = Some(scan.end);
+        }
+        Ok(())
+    }
+
+    fn scan_records(&self, file: &S::File, from: u64, size: u64) -> io::Result<Scan> {
+        let chunk = self.opts.read_buffer;
+        let max = u64::from(self.opts.max_record_size);
+        let mut buf = ReadBuf::default();
+        let mut off = from;
+        let mut records = 0;
+        let cut = loop {
+            let Some(h) = buf.get(file, off, REC_HEADER_LEN, size, chunk)? else {
+                break false;
+            };
+            let (len, crc) = match format::parse_rec_header(h) {
+                RecHeader::End => break false,
+                RecHeader::Record { len, crc } => (len, crc),
+            };
+            let total = REC_HEADER_LEN + u64::from(len);
+            if u64::from(len) > max || off + total > size {
+                break true;
+            }
+            let Some(rec) = buf.get(file, off, total, size, chunk)? else {
+                break true;
+            };
+            let ok = format::record_crc(len, &rec[REC_HEADER_LEN as usize..]) == crc;
+            // A bad checksum followed by a valid record is a flipped byte in
+            // a record written whole: keep it (the reader skips and counts
+            // it). Followed by anything else, it is where a torn write ends.
+            if ok || self.valid_record_at(file, &mut buf, off + total, size)? {
+                records += 1;
+                off += total;
+                continue;
+            }
+            break true;
+        };
+        Ok(Scan {
+            end: off,
+            records,
+            cut,
+        })
+    }
+
+    fn valid_record_at(
+        &self,
+        file: &S::File,
+        buf: &mut ReadBuf,
+        off: u64,
+        size: u64,
+    ) -> io::Result<bool> {
+        let chunk = self.opts.read_buffer;
+        let Some(h) = buf.get(file, off, REC_HEADER_LEN, size, chunk)? else {
+            return Ok(false);
+        };
+        let RecHeader::Record { len, crc } = format::parse_rec_header(h) else {
+            return Ok(false);
+        };
+        if len > self.opts.max_record_size {
+            return Ok(false);
+        }
+        let total = REC_HEADER_LEN + u64::from(len);
+        Ok(match buf.get(file, off, total, size, chunk)? {
+            Some(rec) => format::record_crc(len, &rec[REC_HEADER_LEN as usize..]) == crc,
+            None => false,
+        })
+    }
+
+    /// Step 5: make segment `index` the active one, writing from `end`.
+    fn reopen_writer(&mut self, index: u64, end: u64) -> Result<()> {
+        let name = format::seg_name(&self.name, index);
+        let mut file = self
+            .storage
+            .open(&name)
+            .map_err(|e| Error::io("open", &name, e))?;
+        let size = file.size().map_err(|e| Error::io("stat", &name, e))?;
+        let cap = size.max(self.opts.max_bytes_per_file);
+        // Truncate then preallocate again: whatever a torn write left past
+        // `end` becomes zeros, so no stale record can reappear behind the
+        // records appended from here on.
+        file.truncate(end)
+            .map_err(|e| Error::io("truncate", &name, e))?;
+        match file.allocate(cap) {
+            Ok(()) => {}
+            Err(e) => {
+                let err = Error::io("fallocate", &name, e);
+                if err.is_no_space() {
+                    // Leave the segment sealed at its end; the next append
+                    // rolls (and reports the full disk).
+                    return Ok(());
+                }
+                return Err(err);
+            }
+        }
+        if let Some(s) = self.segs.iter_mut().find(|s| s.index == index) {
+            s.end = None;
+        }
+        self.writer = Some(Writer {
+            index,
+            file,
+            pos: end,
+            cap,
+            junk: false,
+        });
+        Ok(())
+    }
+}
