@@ -415,6 +415,12 @@ pub struct Options {
     /// `--shards`: executors, one thread per core; 0 = one per CPU this
     /// process may run on. Default 0.
     pub shards: usize,
+    /// `--ack-after-fsync`: every PUB/MPUB/DPUB goes straight to the topic's
+    /// disk queue and is acknowledged only after an fdatasync covering it has
+    /// completed (publishes waiting at the same time share one fdatasync:
+    /// group commit). Default false (nsqd's behaviour: acknowledged once in
+    /// memory or in the page cache).
+    pub ack_after_fsync: bool,
 }
 
 impl Default for Options {
@@ -505,6 +511,7 @@ impl Options {
             enable_experiment: Vec::new(),
 
             shards: 0,
+            ack_after_fsync: false,
         }
     }
 
@@ -985,6 +992,12 @@ static FLAGS: &[FlagSpec] = &[
         Some("shards"),
         slot!(Usize, shards),
         "number of shards (executor threads, one per core); 0 means one per CPU this process may use",
+    ),
+    flag(
+        "ack-after-fsync",
+        Some("ack_after_fsync"),
+        slot!(Bool, ack_after_fsync),
+        "acknowledge PUB/MPUB/DPUB only after the message is written to disk and fdatasync'ed (group commit); default: acknowledge once stored in memory, as nsqd",
     ),
 ];
 

@@ -14,7 +14,6 @@ use anyhow::{anyhow, bail, Context};
 use glommio::net::TcpListener;
 use nsq_io::mesh::{self, MeshPart};
 
-use crate::channel::Gauge;
 use crate::config::Options;
 use crate::metadata::TopicMeta;
 use crate::shard::msg::ShardMsg;
@@ -110,22 +109,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         .context("failed to load metadata")?
         .map(|m| m.valid_topics())
         .unwrap_or_default();
-    // One gauge per restored channel, shared by the owner and the other
-    // shards' topic parts (normally exchanged in ChannelCreated).
-    let restored: Arc<Vec<(TopicMeta, Vec<Gauge>)>> = Arc::new(
-        restored
-            .into_iter()
-            .map(|t| {
-                let gauges = t
-                    .channels
-                    .iter()
-                    .flatten()
-                    .map(|_| Gauge::default())
-                    .collect();
-                (t, gauges)
-            })
-            .collect(),
-    );
+    let restored: Arc<Vec<TopicMeta>> = Arc::new(restored);
 
     nsq_io::runtime::probe()?;
     let shards = match opts.shards {
@@ -195,13 +179,18 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     crate::log_info!("ready");
     wait_for_signal();
     crate::log_info!("exiting");
-    for _ in 0..shards {
-        let _ = stop_tx.send(());
-    }
-    for _ in 0..shards {
-        if done_rx.recv_timeout(SHUTDOWN_TIMEOUT).is_err() {
-            crate::log_error!("a shard did not finish shutting down in {SHUTDOWN_TIMEOUT:?}");
-            break;
+    // Two phases, each finished by every shard before the next starts:
+    // 1. stop handing messages between cores (no batch left in flight),
+    // 2. write memory, in-flight and deferred messages to disk, and nsqd.dat.
+    'phases: for _phase in 0..2 {
+        for _ in 0..shards {
+            let _ = stop_tx.send(());
+        }
+        for _ in 0..shards {
+            if done_rx.recv_timeout(SHUTDOWN_TIMEOUT).is_err() {
+                crate::log_error!("a shard did not finish shutting down in {SHUTDOWN_TIMEOUT:?}");
+                break 'phases;
+            }
         }
     }
     drop(handles);
@@ -239,7 +228,7 @@ struct Boot {
     listen: Listen,
     start_time: i64,
     data_path: PathBuf,
-    restored: Arc<Vec<(TopicMeta, Vec<Gauge>)>>,
+    restored: Arc<Vec<TopicMeta>>,
     stop: flume::Receiver<()>,
     done: std::sync::mpsc::Sender<()>,
 }
@@ -270,6 +259,10 @@ async fn run_shard(
     let stopping = shard.clone();
     let (stop, done) = (boot.stop, boot.done);
     glommio::spawn_local(async move {
+        if stop.recv_async().await.is_ok() {
+            stopping.quiesce().await;
+        }
+        let _ = done.send(());
         if stop.recv_async().await.is_ok() {
             stopping.shutdown().await;
         }

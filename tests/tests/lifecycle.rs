@@ -334,7 +334,6 @@ fn sigterm_exits_cleanly() -> Result<()> {
 /// the disk queues), half consumed, graceful restart, the other half is
 /// delivered after the restart (and nothing already finished).
 #[test]
-#[ignore = "needs disk storage and metadata persistence (issue 4)"]
 fn restart_with_disk_overflow() -> Result<()> {
     restart_round_trip(&["--mem-queue-size=100", "--max-bytes-per-file=10240"], 300)
 }
@@ -342,7 +341,6 @@ fn restart_with_disk_overflow() -> Result<()> {
 /// A graceful restart with everything in memory: shutdown flushes the
 /// channel's memory queue to disk and the restarted nsqd delivers it.
 #[test]
-#[ignore = "needs disk storage and metadata persistence (issue 4)"]
 fn restart_keeps_unconsumed_messages() -> Result<()> {
     restart_round_trip(&[], 100)
 }

@@ -5,8 +5,15 @@
 //! Every consumer of the channel has been moved to this shard at SUB, so RDY,
 //! FIN, REQ, TOUCH, timeouts and delivery are all local, single-threaded code.
 //! Topic parts on other shards hand messages in through `ShardMsg::Deliver`;
-//! they never touch this struct. The only thing shared across cores is
-//! `gauge`, an atomic depth the topic parts read to respect the queue bound.
+//! they never touch this struct.
+//!
+//! Storage: the memory queue holds up to `--mem-queue-size` messages; the
+//! rest go to the channel's disk queue (`backend`), read back when the
+//! memory queue is empty. A message read from disk stays on disk until it is
+//! FINished (`origins` maps it to its record): a crash replays it instead of
+//! losing it. With `--mem-queue-size=0` every message, deferred ones
+//! included, goes through disk, so nothing acknowledged is held only in
+//! memory.
 //!
 //! Delivery is push-based, not a per-client pump task: when a message arrives
 //! or a consumer becomes ready, `dispatch` hands queued messages to ready
@@ -17,26 +24,22 @@ pub mod deferred;
 pub mod inflight;
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
+use nsq_io::segment::Pos;
 use nsq_io::signal::Signal;
 use nsq_proto::MessageId;
 
+use crate::backend::{self, Backend};
 use crate::client::Client;
-use crate::config::Options;
 use crate::message::Message;
+use crate::shard::ctx::ShardCtx;
 use crate::stats::snapshot::{ChannelStats, E2eLatency};
 use deferred::DeferredQueue;
 use inflight::{InFlight, InFlightError, InFlightTable};
-
-/// Messages queued in a channel's memory queue or on their way to it from a
-/// topic part. Shared (read-mostly) with the topic parts on every shard.
-pub type Gauge = Arc<AtomicI64>;
 
 /// One channel. Lives on: its owner shard.
 #[derive(Debug)]
@@ -47,10 +50,12 @@ pub struct Channel {
     pub name: Rc<str>,
     /// `#ephemeral`: deleted with its last consumer, overflow dropped.
     pub ephemeral: bool,
-    opts: Arc<Options>,
+    ctx: Rc<ShardCtx>,
     queue: RefCell<VecDeque<Message>>,
-    /// See [`Gauge`].
-    pub gauge: Gauge,
+    capacity: usize,
+    backend: RefCell<Option<Backend>>,
+    /// Messages read from disk and not finished: their record positions.
+    origins: RefCell<HashMap<MessageId, Pos>>,
     in_flight: RefCell<InFlightTable>,
     deferred: RefCell<DeferredQueue>,
     consumers: RefCell<Vec<Rc<Client>>>,
@@ -66,21 +71,34 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// Create the channel and start its timer task on the current shard.
-    /// `gauge`: the depth gauge other shards already hold (restart), if any.
-    pub fn create(
-        topic: Rc<str>,
-        name: &str,
-        opts: Arc<Options>,
-        gauge: Option<Gauge>,
-    ) -> Rc<Channel> {
+    /// Create the channel (opening or recovering its disk queue) and start
+    /// its timer task on the current shard.
+    pub fn create(topic: Rc<str>, name: &str, ctx: Rc<ShardCtx>) -> Rc<Channel> {
+        let ephemeral = nsq_proto::names::is_ephemeral(name);
+        let backend = if ephemeral {
+            None
+        } else {
+            // `~` never occurs in names: no two queues share a file prefix.
+            let queue = format!("{topic}:{name}~");
+            match Backend::open(&ctx.data_path, &queue, &ctx.opts) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    ctx.set_unhealthy(format!(
+                        "CHANNEL({topic}:{name}): cannot open disk queue - {e}"
+                    ));
+                    None
+                }
+            }
+        };
         let channel = Rc::new(Channel {
-            ephemeral: nsq_proto::names::is_ephemeral(name),
+            ephemeral,
             name: Rc::from(name),
             topic,
-            opts,
+            capacity: ctx.opts.mem_queue_size as usize,
+            ctx,
             queue: RefCell::new(VecDeque::new()),
-            gauge: gauge.unwrap_or_else(|| Arc::new(AtomicI64::new(0))),
+            backend: RefCell::new(backend),
+            origins: RefCell::new(HashMap::new()),
             in_flight: RefCell::new(InFlightTable::default()),
             deferred: RefCell::new(DeferredQueue::default()),
             consumers: RefCell::new(Vec::new()),
@@ -101,8 +119,8 @@ impl Channel {
         channel
     }
 
-    /// Accept a batch handed over by a topic part (already counted in
-    /// `gauge` by the sender), then deliver once for the whole batch.
+    /// Accept a batch handed over by a topic part, then deliver once for
+    /// the whole batch.
     pub fn put_batch(&self, msgs: &[Message]) {
         for msg in msgs {
             self.enqueue(msg.clone());
@@ -118,30 +136,93 @@ impl Channel {
 
     fn enqueue(&self, msg: Message) {
         if self.deleted.get() {
-            self.gauge.fetch_sub(1, Ordering::Relaxed);
             return;
         }
         self.message_count.set(self.message_count.get() + 1);
         if let Some(due) = msg.deliver_at {
             if due > Instant::now() {
-                self.gauge.fetch_sub(1, Ordering::Relaxed);
-                self.defer(due, msg);
+                // Memory-only mode keeps deferrals in the heap (nsqd does);
+                // with --mem-queue-size=0 they go to disk with their due time.
+                if self.capacity > 0 || !self.append(&msg) {
+                    self.defer(due, msg);
+                }
                 return;
             }
         }
-        // Ephemeral channels have no backend: overflow is dropped, as nsqd's
-        // dummy backend does. Durable channels never drop: topic parts only
-        // hand over what fits (see Topic::pump), requeues may exceed the bound.
-        if self.ephemeral && self.queue.borrow().len() >= self.opts.mem_queue_size as usize {
-            self.gauge.fetch_sub(1, Ordering::Relaxed);
-            return;
+        if self.queue.borrow().len() < self.capacity {
+            self.queue.borrow_mut().push_back(msg);
+        } else if self.ephemeral {
+            // Ephemeral channels drop what exceeds the bound, as nsqd does.
+        } else if !self.append(&msg) {
+            // Never drop what was acknowledged: keep it in memory, past the
+            // bound, while the disk is failing (health says so).
+            self.queue.borrow_mut().push_back(msg);
         }
-        self.queue.borrow_mut().push_back(msg);
+    }
+
+    /// Write to the disk queue; false (and unhealthy) if that failed.
+    fn append(&self, msg: &Message) -> bool {
+        let mut backend = self.backend.borrow_mut();
+        let Some(b) = backend.as_mut() else {
+            return false;
+        };
+        match b.put(msg) {
+            Ok(_) => {
+                self.ctx.set_healthy();
+                if b.needs_sync() {
+                    self.ctx.sync_wake.notify();
+                }
+                true
+            }
+            Err(e) => {
+                self.ctx
+                    .set_unhealthy(format!("CHANNEL({}:{}): {e}", self.topic, self.name));
+                false
+            }
+        }
+    }
+
+    /// The next message from disk (deferred ones go to the heap on the way).
+    fn read_disk(&self) -> Option<Message> {
+        loop {
+            let read = {
+                let mut backend = self.backend.borrow_mut();
+                match backend.as_mut()?.read() {
+                    Ok(r) => r?,
+                    Err(e) => {
+                        drop(backend);
+                        self.ctx.set_unhealthy(format!(
+                            "CHANNEL({}:{}): read - {e}",
+                            self.topic, self.name
+                        ));
+                        return None;
+                    }
+                }
+            };
+            self.origins.borrow_mut().insert(read.msg.id, read.pos);
+            match read.msg.deliver_at {
+                Some(due) if due > Instant::now() => self.defer(due, read.msg),
+                _ => return Some(read.msg),
+            }
+        }
+    }
+
+    /// The channel is done with a message: release its disk record, if any.
+    fn release(&self, id: &MessageId) {
+        let Some(pos) = self.origins.borrow_mut().remove(id) else {
+            return;
+        };
+        if let Some(b) = self.backend.borrow_mut().as_mut() {
+            b.finish(pos);
+            if b.needs_sync() {
+                self.ctx.sync_wake.notify();
+            }
+        }
     }
 
     /// Requeue a message we already hold (timeout, REQ 0, deferral due).
+    /// It may exceed the memory bound: it was already accepted.
     fn requeue_now(&self, msg: Message) {
-        self.gauge.fetch_add(1, Ordering::Relaxed);
         self.queue.borrow_mut().push_back(msg);
     }
 
@@ -159,19 +240,17 @@ impl Channel {
             return;
         }
         loop {
-            if self.queue.borrow().is_empty() {
-                return;
-            }
             let Some(client) = self.next_ready() else {
                 return;
             };
-            let Some(mut msg) = self.queue.borrow_mut().pop_front() else {
+            let next = self.queue.borrow_mut().pop_front();
+            let Some(mut msg) = next.or_else(|| self.read_disk()) else {
                 return;
             };
-            self.gauge.fetch_sub(1, Ordering::Relaxed);
             let sample_rate = client.sample_rate();
             if sample_rate > 0 && (self.random() % 100) as i32 > sample_rate {
                 // nsqd drops sampled-out messages for the whole channel.
+                self.release(&msg.id);
                 continue;
             }
             msg.attempts = msg.attempts.saturating_add(1);
@@ -221,7 +300,7 @@ impl Channel {
 
     /// Add a subscribed consumer. Fails when `--max-channel-consumers` is reached.
     pub fn add_consumer(&self, client: Rc<Client>) -> Result<(), String> {
-        let max = self.opts.max_channel_consumers;
+        let max = self.ctx.opts.max_channel_consumers;
         let mut consumers = self.consumers.borrow_mut();
         if max > 0 && consumers.len() as i64 >= max as i64 {
             return Err(format!(
@@ -248,6 +327,7 @@ impl Channel {
     /// FIN: the consumer is done with the message.
     pub fn finish(&self, client: &Client, id: &MessageId) -> Result<(), InFlightError> {
         self.in_flight.borrow_mut().remove(id, client.id)?;
+        self.release(id);
         client.on_finished();
         self.dispatch();
         Ok(())
@@ -266,7 +346,19 @@ impl Channel {
         if delay.is_zero() {
             self.requeue_now(entry.msg);
         } else {
-            self.defer(Instant::now() + delay, entry.msg);
+            let due = Instant::now() + delay;
+            let mut msg = entry.msg;
+            msg.deliver_at = Some(due);
+            // Durable mode: rewrite it with its due time, release the old
+            // record, so a crash neither loses nor hurries the deferral.
+            if self.capacity == 0
+                && self.origins.borrow().contains_key(&msg.id)
+                && self.append(&msg)
+            {
+                self.release(&msg.id);
+            } else {
+                self.defer(due, msg);
+            }
         }
         self.dispatch();
         Ok(())
@@ -279,7 +371,7 @@ impl Channel {
             client.id,
             Instant::now(),
             client.msg_timeout(),
-            self.opts.max_msg_timeout,
+            self.ctx.opts.max_msg_timeout,
         )?;
         Ok(())
     }
@@ -342,15 +434,18 @@ impl Channel {
 
     /// Drop every queued, in-flight and deferred message (nsqd `Empty`).
     pub fn empty(&self) {
-        let queued = {
-            let mut q = self.queue.borrow_mut();
-            let n = q.len();
-            q.clear();
-            n
-        };
-        self.gauge.fetch_sub(queued as i64, Ordering::Relaxed);
+        self.queue.borrow_mut().clear();
         self.in_flight.borrow_mut().clear();
         self.deferred.borrow_mut().clear();
+        self.origins.borrow_mut().clear();
+        if let Some(b) = self.backend.borrow_mut().as_mut() {
+            if let Err(e) = b.empty() {
+                self.ctx.set_unhealthy(format!(
+                    "CHANNEL({}:{}): empty - {e}",
+                    self.topic, self.name
+                ));
+            }
+        }
         for c in self.consumers.borrow().iter() {
             c.reset_in_flight();
         }
@@ -360,6 +455,15 @@ impl Channel {
     pub fn delete(&self) {
         self.empty();
         self.deleted.set(true);
+        if let Some(b) = self.backend.borrow_mut().take() {
+            if let Err(e) = b.delete() {
+                crate::log_error!(
+                    "CHANNEL({}:{}): removing disk queue - {e}",
+                    self.topic,
+                    self.name
+                );
+            }
+        }
         self.timer_wake.notify();
         let consumers = std::mem::take(&mut *self.consumers.borrow_mut());
         for c in consumers {
@@ -372,13 +476,63 @@ impl Channel {
         self.deleted.get()
     }
 
+    /// Graceful exit (nsqd's channel `flush`): write what only memory holds
+    /// (queued, in-flight and deferred messages, with their attempts and
+    /// remaining delay) to disk and sync. Messages that came from disk are
+    /// still there, unfinished, and will be read again after the restart.
+    pub async fn close(&self) {
+        self.deleted.set(true);
+        self.timer_wake.notify();
+        let mut keep: Vec<Message> = self.queue.borrow_mut().drain(..).collect();
+        keep.extend(
+            self.in_flight
+                .borrow_mut()
+                .clear()
+                .into_iter()
+                .map(|e| e.msg),
+        );
+        keep.extend(self.deferred.borrow_mut().clear());
+        let origins = std::mem::take(&mut *self.origins.borrow_mut());
+        if let Some(b) = self.backend.borrow_mut().as_mut() {
+            for msg in keep.iter().filter(|m| !origins.contains_key(&m.id)) {
+                if let Err(e) = b.put(msg) {
+                    crate::log_error!("CHANNEL({}:{}): flush to disk - {e}", self.topic, self.name);
+                    break;
+                }
+            }
+        }
+        if let Err(e) = backend::sync_off_core(&self.backend).await {
+            crate::log_error!("CHANNEL({}:{}): sync - {e}", self.topic, self.name);
+        }
+        let consumers = std::mem::take(&mut *self.consumers.borrow_mut());
+        for c in consumers {
+            c.close();
+        }
+    }
+
+    /// Sync the disk queue if it has unsynced writes (the shard's sync task).
+    pub async fn sync_if_dirty(&self) {
+        let dirty = self.backend.borrow().as_ref().is_some_and(|b| b.is_dirty());
+        if dirty {
+            if let Err(e) = backend::sync_off_core(&self.backend).await {
+                self.ctx
+                    .set_unhealthy(format!("CHANNEL({}:{}): {e}", self.topic, self.name));
+            }
+        }
+    }
+
     /// Snapshot for /stats.
     pub fn stats(&self, include_clients: bool) -> ChannelStats {
         let consumers = self.consumers.borrow();
+        let backend_depth = self
+            .backend
+            .borrow()
+            .as_ref()
+            .map_or(0, |b| b.depth() as i64);
         ChannelStats {
             channel_name: self.name.to_string(),
-            depth: self.queue.borrow().len() as i64,
-            backend_depth: 0,
+            depth: self.queue.borrow().len() as i64 + backend_depth,
+            backend_depth,
             in_flight_count: self.in_flight.borrow().len() as i64,
             deferred_count: self.deferred.borrow().len() as i64,
             message_count: self.message_count.get(),

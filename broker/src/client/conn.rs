@@ -135,6 +135,22 @@ impl Conn {
             match self.exec_buffered() {
                 Next::Continue => {}
                 Next::Close => break,
+                Next::AwaitDurable { topic, pos, code } => {
+                    match topic.wait_durable(pos).await {
+                        Ok(()) => self.client.send_response(nsq_proto::frame::OK),
+                        Err(e) => {
+                            let verb = match code {
+                                ErrorCode::MpubFailed => "MPUB",
+                                ErrorCode::DpubFailed => "DPUB",
+                                _ => "PUB",
+                            };
+                            self.client.send_error(code, &format!("{verb} failed {e}"));
+                            break;
+                        }
+                    }
+                    // More commands may already be buffered.
+                    continue;
+                }
                 Next::Subscribe { topic, channel } => {
                     return self.move_to_owner(writer, topic, channel).await;
                 }

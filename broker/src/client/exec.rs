@@ -4,14 +4,17 @@
 //! (parameters, names, body sizes) was already done by `nsq_proto`; what is
 //! left here is what needs the connection's state or the broker.
 
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use nsq_io::segment::Pos;
 use nsq_proto::{Command, ErrorCode, MessageId};
 
 use super::conn::Conn;
 use super::{identify, ClientState};
 use crate::message::Message;
+use crate::topic::{Stored, Topic};
 
 /// An error for the client: `code` and the text after it.
 #[derive(Debug)]
@@ -43,6 +46,16 @@ pub enum Next {
     Continue,
     /// Close the connection (after flushing what is queued).
     Close,
+    /// `--ack-after-fsync`: answer `OK` once the topic's disk queue is
+    /// durable up to `pos` (the loop waits, keeping responses in order).
+    AwaitDurable {
+        /// The topic part written to.
+        topic: Rc<Topic>,
+        /// Position after the last message of the command.
+        pos: Pos,
+        /// Error code if the sync fails.
+        code: ErrorCode,
+    },
     /// Move to the channel's owner shard and subscribe there.
     Subscribe {
         /// Topic name.
@@ -81,11 +94,26 @@ impl Conn {
     fn exec_pub(&mut self, topic: &str, body: Bytes) -> Exec {
         let part = self.shard.topic_or_create(topic);
         let msg = Message::new(self.shard.ids.next_id(), body, None);
-        part.put(msg)
+        let stored = part
+            .put(msg)
             .map_err(|e| ClientErr::fatal(ErrorCode::PubFailed, format!("PUB failed {e}")))?;
         self.client.count_pub(topic, 1);
-        self.client.send_response(nsq_proto::frame::OK);
-        Ok(Next::Continue)
+        Ok(self.acknowledge(part, stored, ErrorCode::PubFailed))
+    }
+
+    /// OK now, or after the fdatasync with `--ack-after-fsync`.
+    fn acknowledge(&self, part: Rc<Topic>, stored: Stored, code: ErrorCode) -> Next {
+        match stored {
+            Stored::Disk(pos) if part.durable_acks() => Next::AwaitDurable {
+                topic: part,
+                pos,
+                code,
+            },
+            _ => {
+                self.client.send_response(nsq_proto::frame::OK);
+                Next::Continue
+            }
+        }
     }
 
     fn exec_mpub(&mut self, topic: &str, bodies: Vec<Bytes>) -> Exec {
@@ -95,11 +123,11 @@ impl Conn {
             .into_iter()
             .map(|body| Message::new(self.shard.ids.next_id(), body, None))
             .collect();
-        part.put_batch(msgs)
+        let stored = part
+            .put_batch(msgs)
             .map_err(|e| ClientErr::fatal(ErrorCode::MpubFailed, format!("MPUB failed {e}")))?;
         self.client.count_pub(topic, n);
-        self.client.send_response(nsq_proto::frame::OK);
-        Ok(Next::Continue)
+        Ok(self.acknowledge(part, stored, ErrorCode::MpubFailed))
     }
 
     fn exec_dpub(&mut self, topic: &str, defer_ms: i64, body: Bytes) -> Exec {
@@ -107,11 +135,11 @@ impl Conn {
         let deliver_at =
             (defer_ms > 0).then(|| Instant::now() + Duration::from_millis(defer_ms as u64));
         let msg = Message::new(self.shard.ids.next_id(), body, deliver_at);
-        part.put(msg)
+        let stored = part
+            .put(msg)
             .map_err(|e| ClientErr::fatal(ErrorCode::DpubFailed, format!("DPUB failed {e}")))?;
         self.client.count_pub(topic, 1);
-        self.client.send_response(nsq_proto::frame::OK);
-        Ok(Next::Continue)
+        Ok(self.acknowledge(part, stored, ErrorCode::DpubFailed))
     }
 
     fn exec_identify(&mut self, body: &[u8]) -> Exec {

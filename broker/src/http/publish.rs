@@ -9,7 +9,7 @@ use nsq_io::http::Request;
 use super::Reply;
 use crate::message::Message;
 use crate::shard::Shard;
-use crate::topic::{PutError, Topic};
+use crate::topic::{PutError, Stored, Topic};
 
 /// nsqd's getTopicFromQuery: the topic must be named and valid; it is created.
 fn topic_from_query(shard: &Rc<Shard>, req: &Request) -> Result<Rc<Topic>, Reply> {
@@ -22,17 +22,24 @@ fn topic_from_query(shard: &Rc<Shard>, req: &Request) -> Result<Rc<Topic>, Reply
     Ok(shard.topic_or_create(name))
 }
 
-fn put_error(err: PutError) -> Reply {
-    match err {
-        PutError::Exiting => Reply::Err(503, "EXITING"),
-        // Our addition: nsqd would spill to disk here; until disk overflow
-        // exists a full memory queue is refused, never dropped.
-        PutError::Full(_) => Reply::Err(503, "MEM_QUEUE_FULL"),
+/// Answer a publish: OK once stored, or with `--ack-after-fsync` once the
+/// fdatasync covering it is done.
+async fn stored(topic: &Topic, result: Result<Stored, PutError>) -> Reply {
+    match result {
+        Ok(Stored::Disk(pos)) if topic.durable_acks() => match topic.wait_durable(pos).await {
+            Ok(()) => Reply::Text(b"OK".to_vec()),
+            Err(_) => Reply::Err(500, "INTERNAL_ERROR"),
+        },
+        Ok(_) => Reply::Text(b"OK".to_vec()),
+        Err(PutError::Exiting) => Reply::Err(503, "EXITING"),
+        // A full disk or an I/O error (nsqd answers 503 EXITING for any
+        // put error; the disk case is a server error, so 500).
+        Err(PutError::Disk(_)) => Reply::Err(500, "INTERNAL_ERROR"),
     }
 }
 
 /// POST /pub?topic=T[&defer=ms]
-pub fn pub_(shard: &Rc<Shard>, req: &Request) -> Reply {
+pub async fn pub_(shard: &Rc<Shard>, req: &Request) -> Reply {
     let opts = &shard.opts;
     if req.body.len() as u64 > opts.max_msg_size {
         return Reply::Err(413, "MSG_TOO_BIG");
@@ -57,14 +64,12 @@ pub fn pub_(shard: &Rc<Shard>, req: &Request) -> Reply {
         }
     }
     let msg = Message::new(shard.ids.next_id(), req.body.clone(), deliver_at);
-    match topic.put(msg) {
-        Ok(()) => Reply::Text(b"OK".to_vec()),
-        Err(e) => put_error(e),
-    }
+    let result = topic.put(msg);
+    stored(&topic, result).await
 }
 
 /// POST /mpub?topic=T[&binary=true]
-pub fn mpub(shard: &Rc<Shard>, req: &Request) -> Reply {
+pub async fn mpub(shard: &Rc<Shard>, req: &Request) -> Reply {
     let opts = &shard.opts;
     if req.body.len() as u64 > opts.max_body_size {
         return Reply::Err(413, "BODY_TOO_BIG");
@@ -100,10 +105,8 @@ pub fn mpub(shard: &Rc<Shard>, req: &Request) -> Reply {
         .into_iter()
         .map(|body| Message::new(shard.ids.next_id(), body, None))
         .collect();
-    match topic.put_batch(msgs) {
-        Ok(()) => Reply::Text(b"OK".to_vec()),
-        Err(e) => put_error(e),
-    }
+    let result = topic.put_batch(msgs);
+    stored(&topic, result).await
 }
 
 /// Binary MPUB body: `[4B count]{[4B size][bytes]}`. Errors are nsqd's

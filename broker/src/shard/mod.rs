@@ -7,6 +7,7 @@
 //! receiver never blocks on another shard and the mesh cannot deadlock);
 //! control requests and adopted connections get their own task.
 
+pub mod ctx;
 pub mod msg;
 pub mod routing;
 pub mod tasks;
@@ -20,13 +21,14 @@ use std::sync::Arc;
 use glommio::channels::shared_channel::ConnectedReceiver;
 use nsq_io::mesh::Mesh;
 
-use crate::channel::{Channel, Gauge};
+use crate::channel::Channel;
 use crate::client::Client;
 use crate::config::Options;
 use crate::message::IdGen;
 use crate::metadata::{self, ChannelMeta, Metadata, TopicMeta};
 use crate::stats::snapshot::{ClientStats, TopicStats};
 use crate::topic::{ChannelRef, Topic};
+use futures_lite::future;
 use msg::{ControlOp, ControlReply, ShardMsg};
 use nsq_io::signal::Signal;
 use std::path::PathBuf;
@@ -63,6 +65,8 @@ pub struct Shard {
     pub lookupd_addresses: RefCell<Vec<String>>,
     /// `--data-path` (resolved).
     pub data_path: PathBuf,
+    /// What topics and channels need from the shard (storage, health).
+    pub ctx: Rc<ctx::ShardCtx>,
     /// Wakes the nsqd.dat writer (shard 0 only).
     metadata_wake: Signal,
     /// nsqlookupd peers (shard 0 only: the control-plane home).
@@ -83,6 +87,7 @@ impl Shard {
         data_path: PathBuf,
     ) -> Rc<Shard> {
         Rc::new(Shard {
+            ctx: Rc::new(ctx::ShardCtx::new(id, opts.clone(), data_path.clone())),
             data_path,
             metadata_wake: Signal::new(),
             id,
@@ -112,32 +117,26 @@ impl Shard {
             ))
             .detach();
         }
+        glommio::spawn_local(sync_loop(Rc::downgrade(self), self.ctx.sync_wake.clone())).detach();
     }
 
     /// Recreate the topics and channels of nsqd.dat. Every shard runs this
-    /// with the same list and the same gauges before accepting connections,
+    /// with the same list before accepting connections,
     /// so no announcement is needed: each shard builds the full picture.
-    pub fn restore(self: &Rc<Self>, topics: &[(TopicMeta, Vec<Gauge>)]) {
-        for (meta, gauges) in topics {
+    pub fn restore(self: &Rc<Self>, topics: &[TopicMeta]) {
+        for meta in topics {
             let part = self.create_local_topic(&meta.name);
             part.set_paused(meta.paused);
-            for (channel, gauge) in meta.channels.iter().flatten().zip(gauges) {
+            for channel in meta.channels.iter().flatten() {
                 let owner = routing::owner_of(&meta.name, &channel.name, self.shards);
                 if owner == self.id {
-                    let ch = Channel::create(
-                        part.name.clone(),
-                        &channel.name,
-                        self.opts.clone(),
-                        Some(gauge.clone()),
-                    );
+                    let ch = Channel::create(part.name.clone(), &channel.name, self.ctx.clone());
                     ch.set_paused(channel.paused);
                     part.add_channel(ChannelRef::Local(ch));
                 } else {
                     part.add_channel(ChannelRef::Remote {
                         shard: owner,
                         name: Rc::from(channel.name.as_str()),
-                        gauge: gauge.clone(),
-                        ephemeral: false,
                     });
                 }
                 self.notify_lookup(Event::Register(
@@ -148,10 +147,51 @@ impl Shard {
         }
     }
 
-    /// Graceful exit (SIGTERM/SIGINT): shard 0 writes nsqd.dat one last time.
+    /// Shutdown phase 1: stop every topic pump on this shard, then make sure
+    /// every peer has applied the batches already sent to it (the mesh is
+    /// FIFO, so an answered barrier comes after them).
+    pub async fn quiesce(self: &Rc<Self>) {
+        let topics: Vec<Rc<Topic>> = self.topics.borrow().values().cloned().collect();
+        for topic in &topics {
+            topic.quiesce().await;
+        }
+        for to in (0..self.shards).filter(|s| *s != self.id) {
+            self.call(to, ControlOp::Barrier).await;
+        }
+    }
+
+    /// Shutdown phase 2 (SIGTERM/SIGINT), nsqd's order: metadata, then every
+    /// channel and topic part writes what only memory holds to disk and syncs.
+    /// Every shard must have stopped handing messages over before any
+    /// closes (see `server::run`), or a batch in flight could be lost.
     pub async fn shutdown(self: &Rc<Self>) {
         if self.id == 0 {
             self.save_metadata().await;
+        }
+        let topics: Vec<Rc<Topic>> = self.topics.borrow().values().cloned().collect();
+        for topic in &topics {
+            for channel in topic.local_channels() {
+                channel.close().await;
+            }
+        }
+        for topic in &topics {
+            topic.close().await;
+        }
+    }
+
+    /// The last disk error on this shard, if unhealthy.
+    pub fn health_error(&self) -> Option<String> {
+        self.ctx.health_error()
+    }
+
+    /// Sync every dirty disk queue of this shard (off the core).
+    async fn sync_all(&self) {
+        let topics: Vec<Rc<Topic>> = self.topics.borrow().values().cloned().collect();
+        for topic in topics {
+            topic.sync_if_dirty().await;
+            for channel in topic.local_channels() {
+                channel.sync_if_dirty().await;
+            }
         }
     }
 
@@ -320,7 +360,7 @@ impl Shard {
         if let Some(ch) = part.local_channel(channel) {
             return ch;
         }
-        let ch = Channel::create(part.name.clone(), channel, self.opts.clone(), None);
+        let ch = Channel::create(part.name.clone(), channel, self.ctx.clone());
         part.add_channel(ChannelRef::Local(ch.clone()));
         self.notify_lookup(Event::Register(
             topic.to_string(),
@@ -331,7 +371,6 @@ impl Shard {
             topic: topic.to_string(),
             channel: channel.to_string(),
             owner: self.id,
-            gauge: ch.gauge.clone(),
         };
         self.broadcast_others(op, true).await;
         if !ch.ephemeral {
@@ -448,7 +487,6 @@ impl Shard {
                 topic,
                 channel,
                 owner,
-                gauge,
             } => {
                 let part = self.create_local_topic(&topic);
                 if !part.has_channel(&channel) {
@@ -456,9 +494,7 @@ impl Shard {
                 }
                 part.add_channel(ChannelRef::Remote {
                     shard: owner,
-                    ephemeral: nsq_proto::names::is_ephemeral(&channel),
                     name: Rc::from(channel.as_str()),
-                    gauge,
                 });
                 ControlReply::Ok
             }
@@ -499,6 +535,7 @@ impl Shard {
                 ControlReply::Ok
             }
             ControlOp::Metadata => ControlReply::Metadata(self.metadata_part()),
+            ControlOp::Barrier => ControlReply::Ok,
             ControlOp::PersistMetadata => {
                 self.metadata_wake.notify();
                 ControlReply::Ok
@@ -578,6 +615,20 @@ impl Shard {
 
 use crate::message::Message;
 
+/// nsqd's `--sync-timeout` / `--sync-every`: sync dirty disk queues every
+/// sync-timeout, or at once when a queue reached sync-every operations.
+async fn sync_loop(shard: Weak<Shard>, wake: Signal) {
+    loop {
+        let interval = match shard.upgrade() {
+            Some(s) => s.opts.sync_timeout.max(std::time::Duration::from_millis(1)),
+            None => return,
+        };
+        future::or(wake.wait(), glommio::timer::sleep(interval)).await;
+        let Some(shard) = shard.upgrade() else { return };
+        shard.sync_all().await;
+    }
+}
+
 /// Writes nsqd.dat whenever asked, coalescing bursts of changes (shard 0).
 async fn metadata_loop(shard: Weak<Shard>, wake: Signal) {
     loop {
@@ -597,7 +648,13 @@ pub async fn run_mesh_receiver(shard: Rc<Shard>, rx: ConnectedReceiver<ShardMsg>
                 topic,
                 channels,
                 msgs,
-            } => shard.deliver(&topic, &channels, msgs),
+                ack,
+            } => {
+                shard.deliver(&topic, &channels, msgs);
+                if let Some(ack) = ack {
+                    let _ = ack.send(());
+                }
+            }
             ShardMsg::Adopt(handoff) => {
                 glommio::spawn_local(crate::client::conn::adopt(shard.clone(), *handoff)).detach();
             }

@@ -9,7 +9,6 @@ use std::os::fd::OwnedFd;
 
 use bytes::BytesMut;
 
-use crate::channel::Gauge;
 use crate::client::ClientInfo;
 use crate::message::Message;
 use crate::metadata::TopicMeta;
@@ -26,6 +25,10 @@ pub enum ShardMsg {
         channels: Vec<String>,
         /// The messages, in publish order.
         msgs: Vec<Message>,
+        /// Answered once the channels stored the batch: the sender then
+        /// releases the messages from its disk queue (only for batches read
+        /// from disk; `None` otherwise).
+        ack: Option<flume::Sender<()>>,
     },
     /// A connection that sent SUB for a channel the receiver owns.
     Adopt(Box<Handoff>),
@@ -83,8 +86,6 @@ pub enum ControlOp {
         channel: String,
         /// Owner shard.
         owner: usize,
-        /// The channel's depth gauge.
-        gauge: Gauge,
     },
     /// A channel is gone: remove it from the topic part.
     ChannelDeleted {
@@ -103,6 +104,9 @@ pub enum ControlOp {
     PauseChannel(String, String, bool),
     /// Replace the nsqlookupd address list (PUT /config/nsqlookupd_tcp_addresses).
     SetLookupdAddresses(Vec<String>),
+    /// No-op whose answer proves every earlier message from the caller was
+    /// applied (shutdown).
+    Barrier,
     /// Report this shard's topics and owned channels for nsqd.dat.
     Metadata,
     /// (shard 0) something changed: write nsqd.dat soon.

@@ -3,40 +3,35 @@
 //! Lives on: every shard, one part per topic (parts are created on all shards
 //! when the topic is created anywhere). A publish is stored in the part of the
 //! shard that received it and acknowledged from there: no cross-core hop
-//! before the OK. The part's pump then hands messages to every channel of the
-//! topic: directly to channels this shard owns, and in batches over the mesh
-//! (`ShardMsg::Deliver`, one per destination shard, not per channel) to
-//! channels other shards own. That hand-off is the only time a message crosses
-//! cores.
+//! before the OK. Stored means in the part's memory queue (up to
+//! `--mem-queue-size`) or else in its disk queue (`backend`); with
+//! `--ack-after-fsync`, always on disk and fdatasync'ed before the OK.
 //!
-//! Bounds: the part holds at most `--mem-queue-size` messages. It hands a
-//! channel only what fits under the channel's bound (read from its atomic
-//! gauge), so a slow channel makes the part fill up and then publishes fail
-//! with E_PUB_FAILED: back-pressure, never a silent drop. Disk overflow comes
-//! with the storage work; until then that is the documented behaviour.
+//! The part's pump then hands messages to every channel of the topic:
+//! directly to channels this shard owns, and in batches over the mesh
+//! (`ShardMsg::Deliver`, one per destination shard, not per channel) to
+//! channels other shards own. That hand-off is the only time a message
+//! crosses cores. A message read from the part's disk queue is finished there
+//! (so a restart does not replay it) only after every channel has stored it,
+//! remote ones included (they acknowledge the batch).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use futures_lite::future;
-use nsq_io::signal::Signal;
+use nsq_io::segment::Pos;
+use nsq_io::signal::{Broadcast, Signal};
 
-use crate::channel::{Channel, Gauge};
+use crate::backend::{self, Backend};
+use crate::channel::Channel;
 use crate::message::Message;
+use crate::shard::ctx::ShardCtx;
 use crate::shard::msg::ShardMsg;
 use crate::shard::Shard;
 use crate::stats::snapshot::{E2eLatency, TopicStats};
 
 /// Most messages moved per pump step: bounds the time one topic holds the core.
 const PUMP_BATCH: usize = 1024;
-
-/// How long a pump blocked by a full channel waits before looking again. A
-/// full channel does not notify topic parts on other cores, so this is a poll,
-/// but only while blocked.
-const BLOCKED_RETRY: Duration = Duration::from_millis(1);
 
 /// A channel as seen from a topic part.
 #[derive(Debug, Clone)]
@@ -49,10 +44,6 @@ pub enum ChannelRef {
         shard: usize,
         /// Channel name.
         name: Rc<str>,
-        /// The owner's depth gauge.
-        gauge: Gauge,
-        /// `#ephemeral` (no bound: it drops its own overflow).
-        ephemeral: bool,
     },
 }
 
@@ -64,41 +55,33 @@ impl ChannelRef {
             ChannelRef::Remote { name, .. } => name,
         }
     }
-
-    fn gauge(&self) -> &Gauge {
-        match self {
-            ChannelRef::Local(c) => &c.gauge,
-            ChannelRef::Remote { gauge, .. } => gauge,
-        }
-    }
-
-    fn ephemeral(&self) -> bool {
-        match self {
-            ChannelRef::Local(c) => c.ephemeral,
-            ChannelRef::Remote { ephemeral, .. } => *ephemeral,
-        }
-    }
 }
 
 /// Why a publish was refused.
 #[derive(Debug)]
 pub enum PutError {
-    /// Memory queue full (and no disk overflow yet).
-    Full(usize),
     /// Topic deleted or broker exiting.
     Exiting,
+    /// The disk queue failed (full disk, I/O error).
+    Disk(String),
 }
 
 impl std::fmt::Display for PutError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PutError::Full(n) => write!(
-                f,
-                "memory queue full ({n} messages, --mem-queue-size) and disk overflow is not available"
-            ),
             PutError::Exiting => f.write_str("exiting"),
+            PutError::Disk(e) => write!(f, "disk write failed - {e}"),
         }
     }
+}
+
+/// Where a publish was stored.
+#[derive(Debug, Clone, Copy)]
+pub enum Stored {
+    /// In the memory queue (or dropped: ephemeral overflow, as nsqd).
+    Memory,
+    /// In the disk queue, ending at this position.
+    Disk(Pos),
 }
 
 /// One topic's part on this shard.
@@ -106,66 +89,168 @@ impl std::fmt::Display for PutError {
 pub struct Topic {
     /// Topic name.
     pub name: Rc<str>,
-    /// `#ephemeral`.
+    /// `#ephemeral`: no disk, overflow dropped.
     pub ephemeral: bool,
+    ctx: Rc<ShardCtx>,
     queue: RefCell<VecDeque<Message>>,
     capacity: usize,
+    backend: RefCell<Option<Backend>>,
+    /// `--ack-after-fsync` (never for ephemeral topics).
+    durable_acks: bool,
+    /// A group fsync is running; later publishers wait for `synced`.
+    syncing: Cell<bool>,
+    synced: Broadcast,
     channels: RefCell<Vec<ChannelRef>>,
     paused: Cell<bool>,
     deleted: Cell<bool>,
+    /// Shutting down: the pump stops handing messages out.
+    closing: Cell<bool>,
+    /// The pump is between taking a batch and finishing its hand-off.
+    pumping: Cell<bool>,
     message_count: Cell<u64>,
     message_bytes: Cell<u64>,
     wake: Signal,
 }
 
+/// The disk queue name of a topic part: `~` cannot occur in topic names, so
+/// parts of different topics never share a file prefix.
+fn queue_name(topic: &str, shard: usize) -> String {
+    format!("{topic}~{shard}")
+}
+
 impl Topic {
-    /// Create a part and start its pump on the current shard.
+    /// Create a part (opening or recovering its disk queue) and start its pump.
     pub fn create(name: &str, shard: &Rc<Shard>) -> Rc<Topic> {
+        let ctx = shard.ctx.clone();
+        let ephemeral = nsq_proto::names::is_ephemeral(name);
+        let backend = if ephemeral {
+            None
+        } else {
+            match Backend::open(&ctx.data_path, &queue_name(name, ctx.shard), &ctx.opts) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    // Publishes then stay in memory and fail past the bound.
+                    ctx.set_unhealthy(format!("TOPIC({name}): cannot open disk queue - {e}"));
+                    None
+                }
+            }
+        };
         let topic = Rc::new(Topic {
             name: Rc::from(name),
-            ephemeral: nsq_proto::names::is_ephemeral(name),
+            ephemeral,
+            capacity: ctx.opts.mem_queue_size as usize,
+            durable_acks: ctx.opts.ack_after_fsync && !ephemeral,
+            ctx,
             queue: RefCell::new(VecDeque::new()),
-            capacity: shard.opts.mem_queue_size as usize,
+            backend: RefCell::new(backend),
+            syncing: Cell::new(false),
+            synced: Broadcast::new(),
             channels: RefCell::new(Vec::new()),
             paused: Cell::new(false),
             deleted: Cell::new(false),
+            closing: Cell::new(false),
+            pumping: Cell::new(false),
             message_count: Cell::new(0),
             message_bytes: Cell::new(0),
             wake: Signal::new(),
         });
         glommio::spawn_local(pump(Rc::downgrade(&topic), Rc::downgrade(shard))).detach();
+        // A recovered backlog is handed out as soon as channels exist.
+        topic.wake.notify();
         topic
     }
 
+    /// Are publishes acknowledged only after fdatasync (`--ack-after-fsync`)?
+    pub fn durable_acks(&self) -> bool {
+        self.durable_acks
+    }
+
     /// Store one published message (PUB, DPUB).
-    pub fn put(&self, msg: Message) -> Result<(), PutError> {
-        self.check_room(1)?;
-        self.count(&msg);
-        self.queue.borrow_mut().push_back(msg);
-        self.wake.notify();
-        Ok(())
-    }
-
-    /// Store a batch atomically: all or none (MPUB).
-    pub fn put_batch(&self, msgs: Vec<Message>) -> Result<(), PutError> {
-        self.check_room(msgs.len())?;
-        let mut queue = self.queue.borrow_mut();
-        for msg in msgs {
-            self.count(&msg);
-            queue.push_back(msg);
-        }
-        self.wake.notify();
-        Ok(())
-    }
-
-    fn check_room(&self, n: usize) -> Result<(), PutError> {
+    pub fn put(&self, msg: Message) -> Result<Stored, PutError> {
         if self.deleted.get() {
             return Err(PutError::Exiting);
         }
-        if self.queue.borrow().len() + n > self.capacity {
-            return Err(PutError::Full(self.capacity));
+        self.count(&msg);
+        let stored = self.store(msg)?;
+        self.wake.notify();
+        Ok(stored)
+    }
+
+    /// Store a batch (MPUB). All messages go to the same place; the
+    /// position returned is that of the last one.
+    pub fn put_batch(&self, msgs: Vec<Message>) -> Result<Stored, PutError> {
+        if self.deleted.get() {
+            return Err(PutError::Exiting);
         }
-        Ok(())
+        let fits = !self.durable_acks && self.queue.borrow().len() + msgs.len() <= self.capacity;
+        let mut stored = Stored::Memory;
+        for msg in msgs {
+            self.count(&msg);
+            stored = if fits {
+                self.queue.borrow_mut().push_back(msg);
+                Stored::Memory
+            } else {
+                self.store(msg)?
+            };
+        }
+        self.wake.notify();
+        Ok(stored)
+    }
+
+    fn store(&self, msg: Message) -> Result<Stored, PutError> {
+        if !self.durable_acks && self.queue.borrow().len() < self.capacity {
+            self.queue.borrow_mut().push_back(msg);
+            return Ok(Stored::Memory);
+        }
+        let mut backend = self.backend.borrow_mut();
+        let Some(b) = backend.as_mut() else {
+            if self.ephemeral {
+                // nsqd's ephemeral topics drop what does not fit in memory.
+                return Ok(Stored::Memory);
+            }
+            return Err(PutError::Disk("no disk queue".into()));
+        };
+        match b.put(&msg) {
+            Ok(pos) => {
+                self.ctx.set_healthy();
+                if b.needs_sync() {
+                    self.ctx.sync_wake.notify();
+                }
+                Ok(Stored::Disk(pos))
+            }
+            Err(e) => {
+                self.ctx.set_unhealthy(format!("TOPIC({}): {e}", self.name));
+                Err(PutError::Disk(e.to_string()))
+            }
+        }
+    }
+
+    /// Wait until the disk queue is durable up to `pos`: group commit. The
+    /// first waiter runs one fdatasync (off the core) for everything written
+    /// so far; publishers arriving meanwhile wait for the next one.
+    pub async fn wait_durable(&self, pos: Pos) -> Result<(), String> {
+        loop {
+            let synced = match self.backend.borrow().as_ref() {
+                Some(b) => b.synced_pos(),
+                None => return Err("no disk queue".into()),
+            };
+            if synced >= pos {
+                return Ok(());
+            }
+            if self.syncing.get() {
+                let seen = self.synced.generation();
+                self.synced.changed(seen).await;
+                continue;
+            }
+            self.syncing.set(true);
+            let result = backend::sync_off_core(&self.backend).await;
+            self.syncing.set(false);
+            self.synced.notify_all();
+            if let Err(e) = result {
+                self.ctx.set_unhealthy(format!("TOPIC({}): {e}", self.name));
+                return Err(e.to_string());
+            }
+        }
     }
 
     fn count(&self, msg: &Message) {
@@ -236,15 +321,26 @@ impl Topic {
         self.paused.get()
     }
 
-    /// Drop the messages queued in this part (nsqd topic `Empty`).
+    /// Drop the messages queued in this part, memory and disk (nsqd `Empty`).
     pub fn empty(&self) {
         self.queue.borrow_mut().clear();
+        if let Some(b) = self.backend.borrow_mut().as_mut() {
+            if let Err(e) = b.empty() {
+                self.ctx
+                    .set_unhealthy(format!("TOPIC({}): empty - {e}", self.name));
+            }
+        }
     }
 
-    /// Delete this part and the channels this shard owns.
+    /// Delete this part, its files, and the channels this shard owns.
     pub fn delete(&self) {
         self.deleted.set(true);
         self.queue.borrow_mut().clear();
+        if let Some(b) = self.backend.borrow_mut().take() {
+            if let Err(e) = b.delete() {
+                crate::log_error!("TOPIC({}): removing disk queue - {e}", self.name);
+            }
+        }
         let channels = std::mem::take(&mut *self.channels.borrow_mut());
         for c in channels {
             if let ChannelRef::Local(ch) = c {
@@ -252,6 +348,49 @@ impl Topic {
             }
         }
         self.wake.notify();
+    }
+
+    /// Shutdown phase 1: stop the pump and wait until its current hand-off
+    /// (if any) has completed.
+    pub async fn quiesce(&self) {
+        self.closing.set(true);
+        self.wake.notify();
+        while self.pumping.get() {
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Graceful exit: write the memory queue to disk and sync (nsqd's topic
+    /// `Close`/`flush`). Ephemeral parts have nothing to keep.
+    pub async fn close(&self) {
+        self.deleted.set(true);
+        self.wake.notify();
+        let msgs: Vec<Message> = self.queue.borrow_mut().drain(..).collect();
+        if let Some(b) = self.backend.borrow_mut().as_mut() {
+            for msg in &msgs {
+                if let Err(e) = b.put(msg) {
+                    crate::log_error!("TOPIC({}): flush to disk - {e}", self.name);
+                    break;
+                }
+            }
+        }
+        if let Err(e) = backend::sync_off_core(&self.backend).await {
+            crate::log_error!("TOPIC({}): sync - {e}", self.name);
+        }
+    }
+
+    /// Sync the disk queue if it has unsynced writes (the shard's sync task).
+    pub async fn sync_if_dirty(&self) {
+        let dirty = self.backend.borrow().as_ref().is_some_and(|b| b.is_dirty());
+        if dirty && !self.syncing.get() {
+            self.syncing.set(true);
+            let result = backend::sync_off_core(&self.backend).await;
+            self.syncing.set(false);
+            self.synced.notify_all();
+            if let Err(e) = result {
+                self.ctx.set_unhealthy(format!("TOPIC({}): {e}", self.name));
+            }
+        }
     }
 
     /// Snapshot for /stats: this part's counts and the channels it owns.
@@ -262,11 +401,16 @@ impl Topic {
             .filter(|c| channel.is_none_or(|name| &*c.name == name))
             .map(|c| c.stats(include_clients))
             .collect();
+        let backend_depth = self
+            .backend
+            .borrow()
+            .as_ref()
+            .map_or(0, |b| b.depth() as i64);
         TopicStats {
             topic_name: self.name.to_string(),
             channels,
-            depth: self.queue.borrow().len() as i64,
-            backend_depth: 0,
+            depth: self.queue.borrow().len() as i64 + backend_depth,
+            backend_depth,
             message_count: self.message_count.get(),
             message_bytes: self.message_bytes.get(),
             paused: self.paused.get(),
@@ -274,63 +418,92 @@ impl Topic {
         }
     }
 
-    /// How many messages every channel can take now (None: no channels).
-    fn budget(&self) -> Option<usize> {
-        let channels = self.channels.borrow();
-        if channels.is_empty() {
-            return None;
+    /// The next batch to hand out: memory first, then disk (with positions).
+    fn take_batch(&self) -> (Vec<Message>, Vec<Pos>) {
+        {
+            let mut q = self.queue.borrow_mut();
+            if !q.is_empty() {
+                let n = PUMP_BATCH.min(q.len());
+                return (q.drain(..n).collect(), Vec::new());
+            }
         }
-        let mut budget = PUMP_BATCH;
-        for c in channels.iter().filter(|c| !c.ephemeral()) {
-            let depth = c.gauge().load(Ordering::Relaxed).max(0) as usize;
-            budget = budget.min(self.capacity.saturating_sub(depth));
+        let mut msgs = Vec::new();
+        let mut positions = Vec::new();
+        let mut backend = self.backend.borrow_mut();
+        let Some(b) = backend.as_mut() else {
+            return (msgs, positions);
+        };
+        while msgs.len() < PUMP_BATCH {
+            match b.read() {
+                Ok(Some(read)) => {
+                    msgs.push(read.msg);
+                    positions.push(read.pos);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.ctx
+                        .set_unhealthy(format!("TOPIC({}): read - {e}", self.name));
+                    break;
+                }
+            }
         }
-        Some(budget)
+        (msgs, positions)
+    }
+
+    fn finish_disk(&self, positions: &[Pos]) {
+        if let Some(b) = self.backend.borrow_mut().as_mut() {
+            for pos in positions {
+                b.finish(*pos);
+            }
+            if b.needs_sync() {
+                self.ctx.sync_wake.notify();
+            }
+        }
+    }
+}
+
+/// Clears `pumping` when a hand-off ends, however it ends.
+struct PumpGuard(Weak<Topic>);
+
+impl Drop for PumpGuard {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.upgrade() {
+            t.pumping.set(false);
+        }
     }
 }
 
 /// Move messages from the part to its channels. Runs while the topic part
 /// exists; sleeps on `wake` when there is nothing to do.
 async fn pump(topic: Weak<Topic>, shard: Weak<Shard>) {
-    let mut blocked = false;
     loop {
         let wake = match topic.upgrade() {
             Some(t) => t.wake.clone(),
             None => return,
         };
-        if blocked {
-            future::or(wake.wait(), glommio::timer::sleep(BLOCKED_RETRY)).await;
-        } else {
-            wake.wait().await;
-        }
-        blocked = false;
+        wake.wait().await;
         loop {
             let (Some(t), Some(shard)) = (topic.upgrade(), shard.upgrade()) else {
                 return;
             };
-            if t.deleted.get() {
+            if t.deleted.get() || t.closing.get() {
                 return;
             }
-            if t.paused.get() || t.queue.borrow().is_empty() {
+            if t.paused.get() || t.channels.borrow().is_empty() {
                 break;
             }
-            let Some(budget) = t.budget() else { break };
-            if budget == 0 {
-                blocked = true;
+            let (batch, positions) = t.take_batch();
+            if batch.is_empty() {
                 break;
             }
-            let batch: Vec<Message> = {
-                let mut q = t.queue.borrow_mut();
-                let n = budget.min(q.len());
-                q.drain(..n).collect()
-            };
+            t.pumping.set(true);
+            let guard = PumpGuard(Rc::downgrade(&t));
             let channels = t.channels.borrow().clone();
             let mut remote: Vec<(usize, Vec<String>)> = Vec::new();
             for c in &channels {
-                c.gauge().fetch_add(batch.len() as i64, Ordering::Relaxed);
                 match c {
                     ChannelRef::Local(ch) => ch.put_batch(&batch),
-                    ChannelRef::Remote { shard, name, .. } => {
+                    ChannelRef::Remote { shard, name } => {
                         match remote.iter_mut().find(|(s, _)| s == shard) {
                             Some((_, names)) => names.push(name.to_string()),
                             None => remote.push((*shard, vec![name.to_string()])),
@@ -340,19 +513,39 @@ async fn pump(topic: Weak<Topic>, shard: Weak<Shard>) {
             }
             let name = t.name.to_string();
             drop(t);
+            let from_disk = !positions.is_empty();
+            let mut acks = Vec::new();
             for (to, names) in remote {
+                let (ack, acked) = if from_disk {
+                    let (tx, rx) = flume::bounded(1);
+                    (Some(tx), Some(rx))
+                } else {
+                    (None, None)
+                };
                 let deliver = ShardMsg::Deliver {
                     topic: name.clone(),
                     channels: names,
                     msgs: batch.clone(),
+                    ack,
                 };
                 // Waits while the destination's queue is full: back-pressure.
                 if shard.mesh.send(to, deliver).await.is_err() {
-                    crate::log_error!(
-                        "TOPIC({name}): shard {to} is gone, messages for its channels dropped"
-                    );
+                    crate::log_error!("TOPIC({name}): shard {to} is gone");
+                }
+                acks.extend(acked);
+            }
+            // A message read from disk is finished here only once every
+            // channel has stored it.
+            let mut all_stored = true;
+            for rx in acks {
+                all_stored &= rx.recv_async().await.is_ok();
+            }
+            if from_disk && all_stored {
+                if let Some(t) = topic.upgrade() {
+                    t.finish_disk(&positions);
                 }
             }
+            drop(guard);
             glommio::yield_if_needed().await;
         }
     }

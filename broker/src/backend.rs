@@ -1,0 +1,282 @@
+//! The disk queue behind a topic part or a channel: messages that do not fit
+//! in memory (`--mem-queue-size`), or all of them with `--mem-queue-size=0`.
+//!
+//! Lives on: the shard owning the topic part or channel. Wraps
+//! `nsq_io::segment::DiskQueue` (append-only, checksummed segments) with the
+//! message record encoding and the bookkeeping that keeps a message on disk
+//! until it is *finished*, not merely read: every record read is
+//! "outstanding" until its owner calls `finish`, and the committed cursor
+//! (what a restart resumes from) only moves past a contiguous prefix of
+//! finished records. A crash therefore replays unfinished messages
+//! (duplicates are possible, loss is not).
+//!
+//! Record layout (version 1), all big-endian:
+//! `[ver:1 = 1][timestamp ns:8][attempts:2][id:16][deliver_at unix ns:8, 0 = none][body]`.
+//! The deferral is stored as wall-clock time, so a deferred message keeps its
+//! remaining delay across a restart (nsqd loses it, nsqio/nsq#1107).
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use nsq_io::segment::{self, DiskQueue, FileStorage, Pos};
+use nsq_proto::MessageId;
+
+use crate::config::Options;
+use crate::message::{now_ns, Message};
+
+const RECORD_VERSION: u8 = 1;
+const HEADER: usize = 1 + 8 + 2 + 16 + 8;
+
+/// Encode a message as a disk record.
+pub fn encode(msg: &Message, buf: &mut BytesMut) {
+    buf.reserve(HEADER + msg.body.len());
+    buf.put_u8(RECORD_VERSION);
+    buf.put_i64(msg.timestamp);
+    buf.put_u16(msg.attempts);
+    buf.put_slice(&msg.id.0);
+    let deliver_at = match msg.deliver_at {
+        Some(at) => {
+            let left = at.saturating_duration_since(Instant::now());
+            now_ns().saturating_add(left.as_nanos() as i64)
+        }
+        None => 0,
+    };
+    buf.put_i64(deliver_at);
+    buf.put_slice(&msg.body);
+}
+
+/// Decode a record; `None` if it is not one of ours (never trusted blindly:
+/// a checksum only proves the bytes are what was written).
+pub fn decode(data: Bytes) -> Option<Message> {
+    if data.len() < HEADER || data[0] != RECORD_VERSION {
+        return None;
+    }
+    let i64_at = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&data[at..at + 8]);
+        i64::from_be_bytes(b)
+    };
+    let timestamp = i64_at(1);
+    let attempts = u16::from_be_bytes([data[9], data[10]]);
+    let id = MessageId::from_slice(&data[11..27])?;
+    let deliver_ns = i64_at(27);
+    let deliver_at = (deliver_ns > 0).then(|| {
+        let left = deliver_ns.saturating_sub(now_ns()).max(0) as u64;
+        Instant::now() + Duration::from_nanos(left)
+    });
+    Some(Message {
+        id,
+        body: data.slice(HEADER..),
+        timestamp,
+        attempts,
+        deliver_at,
+    })
+}
+
+/// A disk queue holding messages. Lives on: one shard.
+#[derive(Debug)]
+pub struct Backend {
+    queue: DiskQueue<FileStorage>,
+    /// Start positions of records read but not finished yet.
+    outstanding: BTreeSet<Pos>,
+    scratch: BytesMut,
+}
+
+/// A message read from disk, with the position its owner passes to
+/// [`Backend::finish`] when done with it.
+#[derive(Debug)]
+pub struct Read {
+    /// The message.
+    pub msg: Message,
+    /// Where its record starts.
+    pub pos: Pos,
+}
+
+impl Backend {
+    /// Open (or create and recover) the queue `name` in `data_path`.
+    pub fn open(data_path: &Path, name: &str, opts: &Options) -> segment::Result<Backend> {
+        let storage = FileStorage::new(data_path).map_err(|source| segment::Error::Io {
+            op: "open dir",
+            name: name.to_string(),
+            source,
+        })?;
+        let seg_opts = segment::Options {
+            max_bytes_per_file: opts.max_bytes_per_file.max(4096),
+            // A record is one message plus our header.
+            max_record_size: (opts.max_msg_size as usize + HEADER).min(u32::MAX as usize) as u32,
+            sync_every: opts.sync_every,
+            ..segment::Options::default()
+        };
+        let mut queue = DiskQueue::open(storage, name, seg_opts)?;
+        for event in queue.drain_events() {
+            crate::log_error!("DISKQUEUE({name}): {event}");
+        }
+        Ok(Backend {
+            queue,
+            outstanding: BTreeSet::new(),
+            scratch: BytesMut::new(),
+        })
+    }
+
+    /// Append a message; returns the position just after it (durable once
+    /// [`synced_pos`](Self::synced_pos) reaches it).
+    pub fn put(&mut self, msg: &Message) -> segment::Result<Pos> {
+        self.scratch.clear();
+        encode(msg, &mut self.scratch);
+        self.queue.append(&self.scratch)
+    }
+
+    /// The next message, skipping (and logging) records that are damaged or
+    /// not ours. The message stays outstanding until [`finish`](Self::finish).
+    pub fn read(&mut self) -> segment::Result<Option<Read>> {
+        loop {
+            let pos = self.queue.read_pos();
+            let record = self.queue.read_next()?;
+            for event in self.queue.drain_events() {
+                crate::log_error!("DISKQUEUE({}): {event}", self.queue.name());
+            }
+            let Some(record) = record else {
+                return Ok(None);
+            };
+            match decode(record.data) {
+                Some(msg) => {
+                    self.outstanding.insert(pos);
+                    return Ok(Some(Read { msg, pos }));
+                }
+                None => {
+                    crate::log_error!(
+                        "DISKQUEUE({}): skipping a record that is not a message at {pos:?}",
+                        self.queue.name()
+                    );
+                    self.outstanding.insert(pos);
+                    self.finish(pos);
+                }
+            }
+        }
+    }
+
+    /// The message read at `pos` is done with (finished, or rewritten
+    /// elsewhere): move the committed cursor as far as the finished prefix goes.
+    pub fn finish(&mut self, pos: Pos) {
+        self.outstanding.remove(&pos);
+        let upto = self
+            .outstanding
+            .first()
+            .copied()
+            .unwrap_or_else(|| self.queue.read_pos());
+        if let Err(e) = self.queue.commit(upto) {
+            crate::log_error!("DISKQUEUE({}): commit - {e}", self.queue.name());
+        }
+    }
+
+    /// Messages on disk not yet read.
+    pub fn depth(&self) -> u64 {
+        self.queue.depth()
+    }
+
+    /// Records read and not finished.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// Was the message read at `pos` still outstanding?
+    pub fn is_outstanding(&self, pos: &Pos) -> bool {
+        self.outstanding.contains(pos)
+    }
+
+    /// Drop everything (topic/channel empty).
+    pub fn empty(&mut self) -> segment::Result<()> {
+        self.outstanding.clear();
+        self.queue.empty()
+    }
+
+    /// Remove the files (topic/channel delete).
+    pub fn delete(self) -> segment::Result<()> {
+        self.queue.delete()
+    }
+
+    /// Highest position known durable.
+    pub fn synced_pos(&self) -> Pos {
+        self.queue.synced_pos()
+    }
+
+    /// Position after the last append.
+    pub fn write_pos(&self) -> Pos {
+        self.queue.write_pos()
+    }
+
+    /// `--sync-every` reached (or a roll happened).
+    pub fn needs_sync(&self) -> bool {
+        self.queue.needs_sync()
+    }
+
+    /// Unsynced data or cursor changes.
+    pub fn is_dirty(&self) -> bool {
+        self.queue.is_dirty()
+    }
+
+    /// Full sync (data, directory, cursors) inline.
+    pub fn sync(&mut self) -> segment::Result<()> {
+        self.queue.sync()
+    }
+}
+
+/// Sync a backend without stalling the core: the fdatasync of the data runs
+/// on glommio's blocking pool while this core serves its other connections;
+/// only the small cursor file is written inline. No borrow is held across
+/// the await.
+pub async fn sync_off_core(cell: &RefCell<Option<Backend>>) -> segment::Result<()> {
+    let begun = match cell.borrow_mut().as_mut() {
+        Some(b) => b.queue.begin_sync_data()?,
+        None => return Ok(()),
+    };
+    if let Some(ds) = begun {
+        let (ds, res) = glommio::executor()
+            .spawn_blocking(move || {
+                let res = ds.run();
+                (ds, res)
+            })
+            .await;
+        if let Some(b) = cell.borrow_mut().as_mut() {
+            b.queue.finish_sync_data(ds, res)?;
+        }
+    }
+    match cell.borrow_mut().as_mut() {
+        Some(b) => b.queue.sync(),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::IdGen;
+
+    #[test]
+    fn record_roundtrip_keeps_deferral_and_attempts() {
+        let ids = IdGen::new(1, 2);
+        let mut msg = Message::new(
+            ids.next_id(),
+            Bytes::from_static(b"body"),
+            Some(Instant::now() + Duration::from_secs(30)),
+        );
+        msg.attempts = 3;
+        let mut buf = BytesMut::new();
+        encode(&msg, &mut buf);
+        let back = decode(buf.freeze()).unwrap();
+        assert_eq!(back.id, msg.id);
+        assert_eq!(back.body, msg.body);
+        assert_eq!(back.attempts, 3);
+        assert_eq!(back.timestamp, msg.timestamp);
+        let left = back
+            .deliver_at
+            .unwrap()
+            .saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
+        assert!(decode(Bytes::from_static(b"\x02short")).is_none());
+        assert!(decode(Bytes::from_static(b"")).is_none());
+    }
+}
