@@ -82,6 +82,11 @@ pub struct Backend {
     queue: DiskQueue<FileStorage>,
     /// Start positions of records read but not finished yet.
     outstanding: BTreeSet<Pos>,
+    /// Appends since the last data sync (`--sync-every` counts writes: they
+    /// are what a crash can lose; reads and commits only cost duplicates,
+    /// and the cursor file is written by the periodic sync).
+    appends_since_sync: u64,
+    sync_every: u64,
     scratch: BytesMut,
 }
 
@@ -117,6 +122,8 @@ impl Backend {
         Ok(Backend {
             queue,
             outstanding: BTreeSet::new(),
+            appends_since_sync: 0,
+            sync_every: opts.sync_every,
             scratch: BytesMut::new(),
         })
     }
@@ -126,7 +133,9 @@ impl Backend {
     pub fn put(&mut self, msg: &Message) -> segment::Result<Pos> {
         self.scratch.clear();
         encode(msg, &mut self.scratch);
-        self.queue.append(&self.scratch)
+        let pos = self.queue.append(&self.scratch)?;
+        self.appends_since_sync += 1;
+        Ok(pos)
     }
 
     /// The next message, skipping (and logging) records that are damaged or
@@ -208,9 +217,9 @@ impl Backend {
         self.queue.write_pos()
     }
 
-    /// `--sync-every` reached (or a roll happened).
+    /// `--sync-every` appends since the last data sync.
     pub fn needs_sync(&self) -> bool {
-        self.queue.needs_sync()
+        self.sync_every > 0 && self.appends_since_sync >= self.sync_every
     }
 
     /// Unsynced data or cursor changes.
@@ -224,13 +233,27 @@ impl Backend {
     }
 }
 
+/// Which sync: data only (durability of appended messages) or full (also
+/// the cursor file, which bounds duplicates after a crash and lets consumed
+/// segments be deleted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    /// fdatasync of the data.
+    Data,
+    /// Data, then the cursor file.
+    Full,
+}
+
 /// Sync a backend without stalling the core: the fdatasync of the data runs
-/// on glommio's blocking pool while this core serves its other connections;
-/// only the small cursor file is written inline. No borrow is held across
-/// the await.
-pub async fn sync_off_core(cell: &RefCell<Option<Backend>>) -> segment::Result<()> {
+/// on glommio's blocking pool while this core serves its other connections.
+/// A full sync then writes the small cursor file inline. No borrow is held
+/// across the await.
+pub async fn sync_off_core(cell: &RefCell<Option<Backend>>, kind: SyncKind) -> segment::Result<()> {
     let begun = match cell.borrow_mut().as_mut() {
-        Some(b) => b.queue.begin_sync_data()?,
+        Some(b) => {
+            b.appends_since_sync = 0;
+            b.queue.begin_sync_data()?
+        }
         None => return Ok(()),
     };
     if let Some(ds) = begun {
@@ -245,8 +268,8 @@ pub async fn sync_off_core(cell: &RefCell<Option<Backend>>) -> segment::Result<(
         }
     }
     match cell.borrow_mut().as_mut() {
-        Some(b) => b.queue.sync(),
-        None => Ok(()),
+        Some(b) if kind == SyncKind::Full => b.queue.sync(),
+        _ => Ok(()),
     }
 }
 

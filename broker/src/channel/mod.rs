@@ -33,7 +33,7 @@ use nsq_io::segment::Pos;
 use nsq_io::signal::Signal;
 use nsq_proto::MessageId;
 
-use crate::backend::{self, Backend};
+use crate::backend::{self, Backend, SyncKind};
 use crate::client::Client;
 use crate::message::Message;
 use crate::shard::ctx::ShardCtx;
@@ -501,7 +501,7 @@ impl Channel {
                 }
             }
         }
-        if let Err(e) = backend::sync_off_core(&self.backend).await {
+        if let Err(e) = backend::sync_off_core(&self.backend, SyncKind::Full).await {
             crate::log_error!("CHANNEL({}:{}): sync - {e}", self.topic, self.name);
         }
         let consumers = std::mem::take(&mut *self.consumers.borrow_mut());
@@ -510,11 +510,14 @@ impl Channel {
         }
     }
 
-    /// Sync the disk queue if it has unsynced writes (the shard's sync task).
-    pub async fn sync_if_dirty(&self) {
-        let dirty = self.backend.borrow().as_ref().is_some_and(|b| b.is_dirty());
-        if dirty {
-            if let Err(e) = backend::sync_off_core(&self.backend).await {
+    /// The shard's sync task (see `Topic::sync_if_needed`).
+    pub async fn sync_if_needed(&self, kind: SyncKind) {
+        let needed = self.backend.borrow().as_ref().is_some_and(|b| match kind {
+            SyncKind::Data => b.needs_sync(),
+            SyncKind::Full => b.is_dirty(),
+        });
+        if needed {
+            if let Err(e) = backend::sync_off_core(&self.backend, kind).await {
                 self.ctx
                     .set_unhealthy(format!("CHANNEL({}:{}): {e}", self.topic, self.name));
             }

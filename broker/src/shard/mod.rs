@@ -21,6 +21,7 @@ use std::sync::Arc;
 use glommio::channels::shared_channel::ConnectedReceiver;
 use nsq_io::mesh::Mesh;
 
+use crate::backend::SyncKind;
 use crate::channel::Channel;
 use crate::client::Client;
 use crate::config::Options;
@@ -184,13 +185,13 @@ impl Shard {
         self.ctx.health_error()
     }
 
-    /// Sync every dirty disk queue of this shard (off the core).
-    async fn sync_all(&self) {
+    /// Sync this shard's disk queues that need it (data off the core).
+    async fn sync_all(&self, kind: SyncKind) {
         let topics: Vec<Rc<Topic>> = self.topics.borrow().values().cloned().collect();
         for topic in topics {
-            topic.sync_if_dirty().await;
+            topic.sync_if_needed(kind).await;
             for channel in topic.local_channels() {
-                channel.sync_if_dirty().await;
+                channel.sync_if_needed(kind).await;
             }
         }
     }
@@ -618,14 +619,24 @@ use crate::message::Message;
 /// nsqd's `--sync-timeout` / `--sync-every`: sync dirty disk queues every
 /// sync-timeout, or at once when a queue reached sync-every operations.
 async fn sync_loop(shard: Weak<Shard>, wake: Signal) {
+    let mut next_full = std::time::Instant::now();
     loop {
         let interval = match shard.upgrade() {
             Some(s) => s.opts.sync_timeout.max(std::time::Duration::from_millis(1)),
             None => return,
         };
-        future::or(wake.wait(), glommio::timer::sleep(interval)).await;
+        let now = std::time::Instant::now();
+        if now >= next_full {
+            next_full = now + interval;
+        }
+        future::or(wake.wait(), glommio::timer::sleep(next_full - now)).await;
         let Some(shard) = shard.upgrade() else { return };
-        shard.sync_all().await;
+        let kind = if std::time::Instant::now() >= next_full {
+            SyncKind::Full
+        } else {
+            SyncKind::Data
+        };
+        shard.sync_all(kind).await;
     }
 }
 

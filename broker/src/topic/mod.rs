@@ -22,7 +22,7 @@ use std::rc::{Rc, Weak};
 use nsq_io::segment::Pos;
 use nsq_io::signal::{Broadcast, Signal};
 
-use crate::backend::{self, Backend};
+use crate::backend::{self, Backend, SyncKind};
 use crate::channel::Channel;
 use crate::message::Message;
 use crate::shard::ctx::ShardCtx;
@@ -243,7 +243,7 @@ impl Topic {
                 continue;
             }
             self.syncing.set(true);
-            let result = backend::sync_off_core(&self.backend).await;
+            let result = backend::sync_off_core(&self.backend, SyncKind::Data).await;
             self.syncing.set(false);
             self.synced.notify_all();
             if let Err(e) = result {
@@ -374,17 +374,22 @@ impl Topic {
                 }
             }
         }
-        if let Err(e) = backend::sync_off_core(&self.backend).await {
+        if let Err(e) = backend::sync_off_core(&self.backend, SyncKind::Full).await {
             crate::log_error!("TOPIC({}): sync - {e}", self.name);
         }
     }
 
-    /// Sync the disk queue if it has unsynced writes (the shard's sync task).
-    pub async fn sync_if_dirty(&self) {
-        let dirty = self.backend.borrow().as_ref().is_some_and(|b| b.is_dirty());
-        if dirty && !self.syncing.get() {
+    /// The shard's sync task: a data sync once `--sync-every` appends
+    /// happened; with `kind` Full (every `--sync-timeout`) also the cursors,
+    /// if anything changed.
+    pub async fn sync_if_needed(&self, kind: SyncKind) {
+        let needed = self.backend.borrow().as_ref().is_some_and(|b| match kind {
+            SyncKind::Data => b.needs_sync(),
+            SyncKind::Full => b.is_dirty(),
+        });
+        if needed && !self.syncing.get() {
             self.syncing.set(true);
-            let result = backend::sync_off_core(&self.backend).await;
+            let result = backend::sync_off_core(&self.backend, kind).await;
             self.syncing.set(false);
             self.synced.notify_all();
             if let Err(e) = result {
