@@ -10,6 +10,7 @@
 //! never hangs the run.
 
 pub mod http;
+pub mod lookupd;
 
 use std::fmt;
 use std::fs::{self, File};

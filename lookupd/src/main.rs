@@ -1,0 +1,229 @@
+//! `nsqlookupd`: NSQ's discovery daemon, a drop-in for nsqlookupd v1.3.
+//!
+//! nsqd peers connect over TCP (protocol V1) and announce their topics and
+//! channels; consumers and nsqadmin ask over HTTP who has what. State is in
+//! memory only. One glommio executor runs everything: the work per request is
+//! a few map lookups, so a second core would only add cross-core traffic.
+//!
+//! # Layout
+//! * [`config`]: flags, config file, defaults (nsqlookupd's names).
+//! * [`registration_db`]: the registry, pure and unit-tested.
+//! * [`protocol`]: the V1 commands without I/O; [`tcp`]: the socket loop.
+//! * [`http`]: the HTTP API.
+//! * [`log`]: nsqlookupd's log line format.
+//!
+//! Startup binds both listeners before the executor starts, so a port in use
+//! is reported (and the process exits 1) before anything else happens.
+
+mod config;
+mod http;
+mod log;
+mod protocol;
+mod registration_db;
+mod tcp;
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context};
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+use serde::Serialize;
+
+use config::{Options, Parsed};
+use registration_db::RegistrationDb;
+
+/// Process-wide state.
+///
+/// Lives on: the one executor; shared by its tasks through `Rc`. The DB's
+/// `RefCell` is never borrowed across an `.await`.
+pub struct Lookupd {
+    /// The resolved options.
+    pub opts: Options,
+    /// Who has which topic and channel.
+    pub db: RefCell<RegistrationDb>,
+    /// The IDENTIFY answer, the same for every peer, built once.
+    pub identify_response: Vec<u8>,
+}
+
+impl Lookupd {
+    #[cfg(test)]
+    fn for_tests() -> Lookupd {
+        Lookupd {
+            opts: Options::defaults("test-host"),
+            db: RefCell::new(RegistrationDb::new()),
+            identify_response: b"{}".to_vec(),
+        }
+    }
+}
+
+/// The IDENTIFY answer. nsqlookupd builds it as a Go map, so keys are sorted.
+#[derive(Serialize)]
+struct IdentifyResponse<'a> {
+    broadcast_address: &'a str,
+    hostname: &'a str,
+    http_port: u16,
+    tcp_port: u16,
+    version: &'a str,
+}
+
+/// Wall-clock Unix nanoseconds: nsqlookupd stores `last_update` and tombstone
+/// times this way and shows them in `/debug`.
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn main() {
+    let hostname = hostname();
+    let opts = match Options::parse_args(std::env::args().skip(1), &hostname) {
+        Ok(Parsed::Run(opts)) => opts,
+        Ok(Parsed::Version) => {
+            println!("{}", Options::version_string());
+            return;
+        }
+        Ok(Parsed::Help(usage)) => {
+            eprint!("{usage}");
+            return;
+        }
+        Err(e) => {
+            if e.is_usage_error() {
+                eprintln!("{e}");
+                eprint!("{}", config::usage(&Options::defaults(&hostname)));
+            } else {
+                eprintln!("[nsqlookupd] FATAL: {e}");
+            }
+            std::process::exit(e.exit_code());
+        }
+    };
+    log::init(opts.log_level, &opts.log_prefix);
+    block_signals();
+    if let Err(e) = run(opts, &hostname) {
+        log_fatal!("{e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Bind, start the executor, and wait for SIGINT/SIGTERM.
+fn run(opts: Options, hostname: &str) -> anyhow::Result<()> {
+    log_info!("{}", Options::version_string());
+    nsq_io::runtime::probe()?;
+    let bind = |addr: &str| {
+        std::net::TcpListener::bind(addr)
+            .with_context(|| format!("failed to instantiate nsqlookupd - listen ({addr}) failed"))
+    };
+    let tcp = bind(&opts.tcp_address)?;
+    let http = bind(&opts.http_address)?;
+    let tcp_addr: SocketAddr = tcp.local_addr()?;
+    let http_addr: SocketAddr = http.local_addr()?;
+    let identify_response = serde_json::to_vec(&IdentifyResponse {
+        broadcast_address: &opts.broadcast_address,
+        hostname,
+        http_port: http_addr.port(),
+        tcp_port: tcp_addr.port(),
+        version: config::VERSION,
+    })?;
+    log_info!("TCP: listening on {tcp_addr}");
+    log_info!("HTTP: listening on {http_addr}");
+
+    let executor = LocalExecutorBuilder::new(Placement::Unbound)
+        .name("nsqlookupd")
+        .io_memory(nsq_io::runtime::IO_MEMORY)
+        .ring_depth(nsq_io::runtime::RING_DEPTH)
+        .spawn(move || async move {
+            let lookupd = Rc::new(Lookupd {
+                opts,
+                db: RefCell::new(RegistrationDb::new()),
+                identify_response,
+            });
+            // SAFETY: `into_raw_fd` hands over sole ownership of a bound,
+            // listening socket; glommio's listener closes it on drop.
+            let (tcp, http) = unsafe {
+                (
+                    TcpListener::from_raw_fd(tcp.into_raw_fd()),
+                    TcpListener::from_raw_fd(http.into_raw_fd()),
+                )
+            };
+            glommio::spawn_local(accept(lookupd.clone(), http, "HTTP")).detach();
+            accept(lookupd, tcp, "TCP").await;
+        })
+        .map_err(|e| anyhow!("cannot start executor: {e}"))?;
+    // Everything runs on the executor; if it ever stops, so does the process.
+    std::thread::spawn(move || {
+        let _ = executor.join();
+        log_fatal!("executor stopped");
+        std::process::exit(1);
+    });
+
+    wait_for_signal();
+    log_info!("TCP: closing {tcp_addr}");
+    log_info!("HTTP: closing {http_addr}");
+    Ok(())
+}
+
+/// Accept connections forever, one task each.
+async fn accept(lookupd: Rc<Lookupd>, listener: TcpListener, kind: &'static str) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                let task = match kind {
+                    "TCP" => glommio::spawn_local(tcp::serve(lookupd.clone(), stream)),
+                    _ => glommio::spawn_local(http::serve(lookupd.clone(), stream)),
+                };
+                task.detach();
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                log_error!("{kind}: accept error - {e}");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The OS host name (Go's `os.Hostname`), or "localhost" if unreadable.
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".to_string();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        set
+    }
+}
+
+/// Block SIGINT and SIGTERM in this thread and every thread started after,
+/// so only [`wait_for_signal`] sees them.
+fn block_signals() {
+    let set = signal_set();
+    // SAFETY: plain signal-mask call with a valid set.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+fn wait_for_signal() {
+    let set = signal_set();
+    let mut sig = 0;
+    // SAFETY: sigwait with a valid set and out-pointer.
+    unsafe {
+        libc::sigwait(&set, &mut sig);
+    }
+}
