@@ -138,7 +138,9 @@ impl Topic {
         let topic = Rc::new(Topic {
             name: Rc::from(name),
             ephemeral,
-            capacity: ctx.opts.mem_queue_size as usize,
+            // A topic has a part on every shard; together they hold at most
+            // --mem-queue-size messages in memory, as nsqd's one queue does.
+            capacity: (ctx.opts.mem_queue_size as usize).div_ceil(shard.shards),
             durable_acks: ctx.opts.ack_after_fsync && !ephemeral,
             ctx,
             queue: RefCell::new(VecDeque::new()),
