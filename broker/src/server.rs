@@ -116,6 +116,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         0 => nsq_io::runtime::usable_cpus().len().max(1),
         n => n,
     };
+    nsq_io::runtime::check_memlock(shards)?;
 
     // Reserve the ports (resolving :0) before the shards bind them.
     let (tcp_guard, tcp) = nsq_io::net::reserve_port(resolve("tcp-address", &opts.tcp_address)?)

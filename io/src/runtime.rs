@@ -26,7 +26,7 @@ pub enum RuntimeError {
     #[error("io_uring is not available ({0}). nsqd needs Linux >= 5.8 with io_uring enabled: check `sysctl kernel.io_uring_disabled` (must be 0) and, in containers, a seccomp profile that allows io_uring_setup/io_uring_enter/io_uring_register")]
     Unavailable(String),
     /// RLIMIT_MEMLOCK is below what each executor needs.
-    #[error("the locked-memory limit is too low: {have} bytes allowed, at least {need} bytes needed per core. Raise it with `ulimit -l unlimited` (or LimitMEMLOCK=infinity in a systemd unit, --ulimit memlock=-1 in docker)")]
+    #[error("the locked-memory limit is too low: {have} bytes allowed, {need} bytes needed (512 KiB per core; fewer cores with --shards also works). Raise it with `ulimit -l unlimited` (or LimitMEMLOCK=infinity in a systemd unit, --ulimit memlock=-1 in docker)")]
     MemLock {
         /// current limit in bytes
         have: u64,
@@ -43,9 +43,42 @@ fn classify(err: GlommioError<()>) -> RuntimeError {
         GlommioError::ReactorError(ReactorErrorKind::MemLockLimit(have, need)) => {
             RuntimeError::MemLock { have, need }
         }
-        GlommioError::IoError(e) => RuntimeError::Unavailable(e.to_string()),
+        // glommio 0.9 reports the memlock shortfall as an I/O error whose
+        // text is `MemLockLimit(<have>/<need>)`.
+        GlommioError::IoError(e) => match parse_memlock(&e.to_string()) {
+            Some((have, need)) => RuntimeError::MemLock { have, need },
+            None => RuntimeError::Unavailable(e.to_string()),
+        },
         other => RuntimeError::Other(other.to_string()),
     }
+}
+
+fn parse_memlock(text: &str) -> Option<(u64, u64)> {
+    let inner = text.split("MemLockLimit(").nth(1)?.split(')').next()?;
+    let (have, need) = inner.split_once('/')?;
+    Some((have.trim().parse().ok()?, need.trim().parse().ok()?))
+}
+
+/// Check that RLIMIT_MEMLOCK covers `shards` executors (the limit is per
+/// process, each executor locks [`IO_MEMORY`]). Checked up front because an
+/// executor that fails later would leave its peers waiting for it.
+pub fn check_memlock(shards: usize) -> Result<(), RuntimeError> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
+        return Ok(()); // cannot tell; glommio will say
+    }
+    let need = (shards as u64).saturating_mul(IO_MEMORY as u64);
+    if lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < need {
+        return Err(RuntimeError::MemLock {
+            have: lim.rlim_cur,
+            need,
+        });
+    }
+    Ok(())
 }
 
 /// Check that an executor can be built on this host at all.
@@ -119,4 +152,18 @@ where
         handles.push(handle);
     }
     Ok(handles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memlock_text_is_recognised() {
+        assert_eq!(
+            parse_memlock("MemLockLimit(65536/524288)"),
+            Some((65536, 524288))
+        );
+        assert_eq!(parse_memlock("Operation not permitted"), None);
+    }
 }
