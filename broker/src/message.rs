@@ -30,10 +30,21 @@ pub struct Message {
 impl Message {
     /// A message just published now.
     pub fn new(id: MessageId, body: Bytes, deliver_at: Option<Instant>) -> Self {
+        Self::published_at(id, body, deliver_at, now_ns())
+    }
+
+    /// A message published at `timestamp` (ns): an MPUB's messages share one
+    /// clock read.
+    pub fn published_at(
+        id: MessageId,
+        body: Bytes,
+        deliver_at: Option<Instant>,
+        timestamp: i64,
+    ) -> Self {
         Message {
             id,
             body,
-            timestamp: now_ns(),
+            timestamp,
             attempts: 0,
             deliver_at,
         }

@@ -24,7 +24,7 @@ pub mod deferred;
 pub mod inflight;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ use crate::message::Message;
 use crate::shard::ctx::ShardCtx;
 use crate::stats::snapshot::{ChannelStats, E2eLatency};
 use deferred::DeferredQueue;
-use inflight::{InFlight, InFlightError, InFlightTable};
+use inflight::{IdMap, InFlight, InFlightError, InFlightTable};
 
 /// One channel. Lives on: its owner shard.
 #[derive(Debug)]
@@ -55,7 +55,7 @@ pub struct Channel {
     capacity: usize,
     backend: RefCell<Option<Backend>>,
     /// Messages read from disk and not finished: their record positions.
-    origins: RefCell<HashMap<MessageId, Pos>>,
+    origins: RefCell<IdMap<Pos>>,
     in_flight: RefCell<InFlightTable>,
     deferred: RefCell<DeferredQueue>,
     consumers: RefCell<Vec<Rc<Client>>>,
@@ -67,6 +67,9 @@ pub struct Channel {
     timeout_count: Cell<u64>,
     /// Wakes the timer task when an earlier deadline appears.
     timer_wake: Signal,
+    /// When the timer task will next wake (None: not armed). Compared with
+    /// each new deadline instead of peeking at the heaps per message.
+    timer_at: Cell<Option<Instant>>,
     rng: Cell<u64>,
 }
 
@@ -98,7 +101,7 @@ impl Channel {
             ctx,
             queue: RefCell::new(VecDeque::new()),
             backend: RefCell::new(backend),
-            origins: RefCell::new(HashMap::new()),
+            origins: RefCell::new(IdMap::default()),
             in_flight: RefCell::new(InFlightTable::default()),
             deferred: RefCell::new(DeferredQueue::default()),
             consumers: RefCell::new(Vec::new()),
@@ -109,6 +112,7 @@ impl Channel {
             requeue_count: Cell::new(0),
             timeout_count: Cell::new(0),
             timer_wake: Signal::new(),
+            timer_at: Cell::new(None),
             rng: Cell::new(0x9e37_79b9_7f4a_7c15 ^ (crate::message::now_ns() as u64)),
         });
         glommio::spawn_local(timer_loop(
@@ -227,9 +231,14 @@ impl Channel {
     }
 
     fn defer(&self, due: Instant, msg: Message) {
-        let earlier = self.deferred.borrow().next_due().is_none_or(|d| due < d);
         self.deferred.borrow_mut().push(due, msg);
-        if earlier {
+        self.arm_timer(due);
+    }
+
+    /// Make sure the timer task wakes by `at`.
+    fn arm_timer(&self, at: Instant) {
+        if self.timer_at.get().is_none_or(|t| at < t) {
+            self.timer_at.set(Some(at));
             self.timer_wake.notify();
         }
     }
@@ -239,6 +248,8 @@ impl Channel {
         if self.paused.get() || self.deleted.get() {
             return;
         }
+        // One clock read per dispatch round, not per message.
+        let now = Instant::now();
         loop {
             let Some(client) = self.next_ready() else {
                 return;
@@ -254,13 +265,7 @@ impl Channel {
                 continue;
             }
             msg.attempts = msg.attempts.saturating_add(1);
-            let now = Instant::now();
             let deadline = now + client.msg_timeout();
-            let earlier = self
-                .in_flight
-                .borrow_mut()
-                .next_deadline()
-                .is_none_or(|d| deadline < d);
             client.send_message(&msg);
             self.in_flight.borrow_mut().insert(InFlight {
                 msg,
@@ -268,9 +273,7 @@ impl Channel {
                 deadline,
                 delivered_at: now,
             });
-            if earlier {
-                self.timer_wake.notify();
-            }
+            self.arm_timer(deadline);
         }
     }
 
@@ -366,13 +369,14 @@ impl Channel {
 
     /// TOUCH: restart the message's timeout.
     pub fn touch(&self, client: &Client, id: &MessageId) -> Result<(), InFlightError> {
-        self.in_flight.borrow_mut().touch(
+        let deadline = self.in_flight.borrow_mut().touch(
             id,
             client.id,
             Instant::now(),
             client.msg_timeout(),
             self.ctx.opts.max_msg_timeout,
         )?;
+        self.arm_timer(deadline);
         Ok(())
     }
 
@@ -567,5 +571,7 @@ async fn timer_loop(channel: std::rc::Weak<Channel>, wake: Signal) {
             return;
         }
         next = ch.process_timers(Instant::now());
+        // Whoever adds an earlier deadline than this wakes us (arm_timer).
+        ch.timer_at.set(next);
     }
 }

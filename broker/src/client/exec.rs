@@ -67,6 +67,34 @@ pub enum Next {
 
 type Exec = Result<Next, ClientErr>;
 
+/// Bodies are zero-copy slices of the connection's read buffer (64 KiB per
+/// read), and a slice keeps the whole buffer alive. Worth it for big bodies
+/// and batches; for a small command it would pin 64 KiB per queued message
+/// (measured: ~4 GiB RSS for 80k unbatched PUBs), so those are copied once.
+const PIN_LIMIT: usize = 16 * 1024;
+
+fn unpin(body: Bytes) -> Bytes {
+    if body.len() < PIN_LIMIT {
+        Bytes::copy_from_slice(&body)
+    } else {
+        body
+    }
+}
+
+/// As [`unpin`] for an MPUB: one allocation for all of its small bodies.
+fn unpin_all(bodies: Vec<Bytes>) -> Vec<Bytes> {
+    let total: usize = bodies.iter().map(Bytes::len).sum();
+    if total >= PIN_LIMIT {
+        return bodies;
+    }
+    let mut buf = bytes::BytesMut::with_capacity(total);
+    for body in &bodies {
+        buf.extend_from_slice(body);
+    }
+    let mut all = buf.freeze();
+    bodies.iter().map(|b| all.split_to(b.len())).collect()
+}
+
 impl Conn {
     /// Dispatch one decoded command.
     pub(crate) fn exec(&mut self, cmd: Command) -> Exec {
@@ -93,7 +121,7 @@ impl Conn {
 
     fn exec_pub(&mut self, topic: &str, body: Bytes) -> Exec {
         let part = self.shard.topic_or_create(topic);
-        let msg = Message::new(self.shard.ids.next_id(), body, None);
+        let msg = Message::new(self.shard.ids.next_id(), unpin(body), None);
         let stored = part
             .put(msg)
             .map_err(|e| ClientErr::fatal(ErrorCode::PubFailed, format!("PUB failed {e}")))?;
@@ -117,11 +145,13 @@ impl Conn {
     }
 
     fn exec_mpub(&mut self, topic: &str, bodies: Vec<Bytes>) -> Exec {
+        let bodies = unpin_all(bodies);
         let part = self.shard.topic_or_create(topic);
         let n = bodies.len() as u64;
+        let now = crate::message::now_ns();
         let msgs: Vec<Message> = bodies
             .into_iter()
-            .map(|body| Message::new(self.shard.ids.next_id(), body, None))
+            .map(|body| Message::published_at(self.shard.ids.next_id(), body, None, now))
             .collect();
         let stored = part
             .put_batch(msgs)
@@ -134,7 +164,7 @@ impl Conn {
         let part = self.shard.topic_or_create(topic);
         let deliver_at =
             (defer_ms > 0).then(|| Instant::now() + Duration::from_millis(defer_ms as u64));
-        let msg = Message::new(self.shard.ids.next_id(), body, deliver_at);
+        let msg = Message::new(self.shard.ids.next_id(), unpin(body), deliver_at);
         let stored = part
             .put(msg)
             .map_err(|e| ClientErr::fatal(ErrorCode::DpubFailed, format!("DPUB failed {e}")))?;

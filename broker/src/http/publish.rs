@@ -101,9 +101,10 @@ pub async fn mpub(shard: &Rc<Shard>, req: &Request) -> Reply {
         }
         bodies
     };
+    let now = crate::message::now_ns();
     let msgs: Vec<Message> = bodies
         .into_iter()
-        .map(|body| Message::new(shard.ids.next_id(), body, None))
+        .map(|body| Message::published_at(shard.ids.next_id(), body, None, now))
         .collect();
     let result = topic.put_batch(msgs);
     stored(&topic, result).await
