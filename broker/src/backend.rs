@@ -138,6 +138,36 @@ impl Backend {
         Ok(pos)
     }
 
+    /// Append several messages with one write per segment touched (MPUB,
+    /// and a topic batch spilling into a channel). Returns the position
+    /// after the last one.
+    pub fn put_batch<'a>(
+        &mut self,
+        msgs: impl IntoIterator<Item = &'a Message>,
+    ) -> segment::Result<Option<Pos>> {
+        self.scratch.clear();
+        let mut ends = Vec::new();
+        for msg in msgs {
+            encode(msg, &mut self.scratch);
+            ends.push(self.scratch.len());
+        }
+        if ends.is_empty() {
+            return Ok(None);
+        }
+        let mut start = 0;
+        let records: Vec<&[u8]> = ends
+            .iter()
+            .map(|&end| {
+                let record = &self.scratch[start..end];
+                start = end;
+                record
+            })
+            .collect();
+        let pos = self.queue.append_batch(&records)?;
+        self.appends_since_sync += ends.len() as u64;
+        Ok(Some(pos))
+    }
+
     /// The next message, skipping (and logging) records that are damaged or
     /// not ours. The message stays outstanding until [`finish`](Self::finish).
     pub fn read(&mut self) -> segment::Result<Option<Read>> {

@@ -178,23 +178,49 @@ impl Topic {
         Ok(stored)
     }
 
-    /// Store a batch (MPUB). All messages go to the same place; the
-    /// position returned is that of the last one.
+    /// Store a batch (MPUB). All messages go to the same place (memory if
+    /// all fit, else disk in one write); the position returned is that of
+    /// the last one.
     pub fn put_batch(&self, msgs: Vec<Message>) -> Result<Stored, PutError> {
         if self.deleted.get() {
             return Err(PutError::Exiting);
         }
-        let fits = !self.durable_acks && self.queue.borrow().len() + msgs.len() <= self.capacity;
-        let mut stored = Stored::Memory;
-        for msg in msgs {
-            self.count(&msg);
-            stored = if fits {
-                self.queue.borrow_mut().push_back(msg);
-                Stored::Memory
-            } else {
-                self.store(msg)?
-            };
+        for msg in &msgs {
+            self.count(msg);
         }
+        let fits = !self.durable_acks && self.queue.borrow().len() + msgs.len() <= self.capacity;
+        if fits || (self.ephemeral && self.backend.borrow().is_none()) {
+            let mut queue = self.queue.borrow_mut();
+            let room = if fits {
+                msgs.len()
+            } else {
+                self.capacity.saturating_sub(queue.len())
+            };
+            // Ephemeral topics keep what fits and drop the rest, as nsqd.
+            queue.extend(msgs.into_iter().take(room));
+            drop(queue);
+            self.wake.notify();
+            return Ok(Stored::Memory);
+        }
+        let mut backend = self.backend.borrow_mut();
+        let Some(b) = backend.as_mut() else {
+            return Err(PutError::Disk("no disk queue".into()));
+        };
+        let stored = match b.put_batch(&msgs) {
+            Ok(Some(pos)) => {
+                self.ctx.set_healthy();
+                if b.needs_sync() {
+                    self.ctx.sync_wake.notify();
+                }
+                Stored::Disk(pos)
+            }
+            Ok(None) => Stored::Memory,
+            Err(e) => {
+                self.ctx.set_unhealthy(format!("TOPIC({}): {e}", self.name));
+                return Err(PutError::Disk(e.to_string()));
+            }
+        };
+        drop(backend);
         self.wake.notify();
         Ok(stored)
     }
