@@ -16,7 +16,7 @@
 //! remaining delay across a restart (nsqd loses it, nsqio/nsq#1107).
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -80,8 +80,14 @@ pub fn decode(data: Bytes) -> Option<Message> {
 #[derive(Debug)]
 pub struct Backend {
     queue: DiskQueue<FileStorage>,
-    /// Start positions of records read but not finished yet.
-    outstanding: BTreeSet<Pos>,
+    /// Records read and not yet released, in read order (so sorted by
+    /// position): start position and whether it is finished. The committed
+    /// cursor follows the finished prefix. A deque with binary search beats
+    /// a BTreeSet here: reads append at the back, releases are mostly near
+    /// the front.
+    outstanding: VecDeque<(Pos, bool)>,
+    /// Unfinished entries in `outstanding`.
+    unfinished: usize,
     /// Appends since the last data sync (`--sync-every` counts writes: they
     /// are what a crash can lose; reads and commits only cost duplicates,
     /// and the cursor file is written by the periodic sync).
@@ -121,7 +127,8 @@ impl Backend {
         }
         Ok(Backend {
             queue,
-            outstanding: BTreeSet::new(),
+            outstanding: VecDeque::new(),
+            unfinished: 0,
             appends_since_sync: 0,
             sync_every: opts.sync_every,
             scratch: BytesMut::new(),
@@ -180,17 +187,15 @@ impl Backend {
             let Some(record) = record else {
                 return Ok(None);
             };
+            self.outstanding.push_back((pos, false));
+            self.unfinished += 1;
             match decode(record.data) {
-                Some(msg) => {
-                    self.outstanding.insert(pos);
-                    return Ok(Some(Read { msg, pos }));
-                }
+                Some(msg) => return Ok(Some(Read { msg, pos })),
                 None => {
                     crate::log_error!(
                         "DISKQUEUE({}): skipping a record that is not a message at {pos:?}",
                         self.queue.name()
                     );
-                    self.outstanding.insert(pos);
                     self.finish(pos);
                 }
             }
@@ -200,12 +205,24 @@ impl Backend {
     /// The message read at `pos` is done with (finished, or rewritten
     /// elsewhere): move the committed cursor as far as the finished prefix goes.
     pub fn finish(&mut self, pos: Pos) {
-        self.outstanding.remove(&pos);
-        let upto = self
-            .outstanding
-            .first()
-            .copied()
-            .unwrap_or_else(|| self.queue.read_pos());
+        let Ok(i) = self.outstanding.binary_search_by(|(p, _)| p.cmp(&pos)) else {
+            return; // not outstanding (already finished, or emptied since)
+        };
+        if self.outstanding[i].1 {
+            return;
+        }
+        self.outstanding[i].1 = true;
+        self.unfinished -= 1;
+        if i != 0 {
+            return; // an earlier record is still unfinished: cursor stays
+        }
+        while self.outstanding.front().is_some_and(|(_, done)| *done) {
+            self.outstanding.pop_front();
+        }
+        let upto = match self.outstanding.front() {
+            Some((p, _)) => *p,
+            None => self.queue.read_pos(),
+        };
         if let Err(e) = self.queue.commit(upto) {
             crate::log_error!("DISKQUEUE({}): commit - {e}", self.queue.name());
         }
@@ -218,17 +235,13 @@ impl Backend {
 
     /// Records read and not finished.
     pub fn outstanding(&self) -> usize {
-        self.outstanding.len()
-    }
-
-    /// Was the message read at `pos` still outstanding?
-    pub fn is_outstanding(&self, pos: &Pos) -> bool {
-        self.outstanding.contains(pos)
+        self.unfinished
     }
 
     /// Drop everything (topic/channel empty).
     pub fn empty(&mut self) -> segment::Result<()> {
         self.outstanding.clear();
+        self.unfinished = 0;
         self.queue.empty()
     }
 
