@@ -126,43 +126,55 @@ impl Channel {
     /// Accept a batch handed over by a topic part, then deliver once for
     /// the whole batch.
     pub fn put_batch(&self, msgs: &[Message]) {
-        // Fast path for a batch going to disk as a whole (the memory queue
-        // is full, or --mem-queue-size=0): one write for all of it.
-        let spill = !self.ephemeral
-            && !self.deleted.get()
-            && self.queue.borrow().len() >= self.capacity
-            && self.backend.borrow().is_some();
-        if spill {
-            self.message_count
-                .set(self.message_count.get() + msgs.len() as u64);
-            let written = {
-                let mut backend = self.backend.borrow_mut();
-                backend
-                    .as_mut()
-                    .map(|b| (b.put_batch(msgs), b.needs_sync()))
-            };
-            match written {
-                Some((Ok(_), needs_sync)) => {
-                    self.ctx.set_healthy();
-                    if needs_sync {
-                        self.ctx.sync_wake.notify();
-                    }
-                }
-                _ => {
-                    // Keep them rather than drop them (health reports it).
-                    if let Some((Err(e), _)) = written {
-                        self.ctx
-                            .set_unhealthy(format!("CHANNEL({}:{}): {e}", self.topic, self.name));
-                    }
-                    self.queue.borrow_mut().extend(msgs.iter().cloned());
-                }
-            }
-        } else {
-            for msg in msgs {
-                self.enqueue(msg.clone());
+        if self.deleted.get() {
+            return;
+        }
+        // What fits in memory goes there; the rest goes to disk in one
+        // write (not one write per message).
+        let room = self.capacity.saturating_sub(self.queue.borrow().len());
+        let (head, tail) = msgs.split_at(room.min(msgs.len()));
+        for msg in head {
+            self.enqueue(msg.clone());
+        }
+        if !tail.is_empty() {
+            if self.ephemeral {
+                // Dropped beyond the bound, as nsqd; still counted.
+                self.message_count
+                    .set(self.message_count.get() + tail.len() as u64);
+            } else {
+                self.spill(tail);
             }
         }
         self.dispatch();
+    }
+
+    /// Write messages that do not fit in memory to disk in one batch
+    /// (deferred ones keep their due time in the record).
+    fn spill(&self, msgs: &[Message]) {
+        self.message_count
+            .set(self.message_count.get() + msgs.len() as u64);
+        let written = {
+            let mut backend = self.backend.borrow_mut();
+            backend
+                .as_mut()
+                .map(|b| (b.put_batch(msgs), b.needs_sync()))
+        };
+        match written {
+            Some((Ok(_), needs_sync)) => {
+                self.ctx.set_healthy();
+                if needs_sync {
+                    self.ctx.sync_wake.notify();
+                }
+            }
+            other => {
+                if let Some((Err(e), _)) = other {
+                    self.ctx
+                        .set_unhealthy(format!("CHANNEL({}:{}): {e}", self.topic, self.name));
+                }
+                // Keep them rather than drop them (health reports it).
+                self.queue.borrow_mut().extend(msgs.iter().cloned());
+            }
+        }
     }
 
     /// Accept one message handed over by a topic part.

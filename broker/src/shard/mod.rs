@@ -88,7 +88,7 @@ impl Shard {
         data_path: PathBuf,
     ) -> Rc<Shard> {
         Rc::new(Shard {
-            ctx: Rc::new(ctx::ShardCtx::new(id, opts.clone(), data_path.clone())),
+            ctx: Rc::new(ctx::ShardCtx::new(id, opts.clone(), data_path.clone()).with_pump_queue()),
             data_path,
             metadata_wake: Signal::new(),
             id,

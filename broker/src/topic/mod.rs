@@ -156,7 +156,9 @@ impl Topic {
             message_bytes: Cell::new(0),
             wake: Signal::new(),
         });
-        glommio::spawn_local(pump(Rc::downgrade(&topic), Rc::downgrade(shard))).detach();
+        topic
+            .ctx
+            .spawn_pump(pump(Rc::downgrade(&topic), Rc::downgrade(shard)));
         // A recovered backlog is handed out as soon as channels exist.
         topic.wake.notify();
         topic
