@@ -11,6 +11,7 @@
 
 pub mod http;
 pub mod lookupd;
+pub mod wire;
 
 use std::fmt;
 use std::fs::{self, File};
