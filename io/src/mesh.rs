@@ -9,6 +9,10 @@
 use glommio::channels::shared_channel::{
     self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
 };
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
 use glommio::{GlommioError, ResourceType};
 
 /// The unconnected ends of the mesh for one shard; `Send`, so it can be moved
@@ -71,6 +75,20 @@ impl<T: Send + 'static> MeshPart<T> {
         // Every end waits for its peer end on another shard, so connect them
         // all concurrently: awaiting them one by one deadlocks two shards
         // that each wait on their first sender.
+        //
+        // glommio re-checks pending connections only when its reactor wakes
+        // up, and a peer connecting does not wake it: an executor asleep in
+        // io_uring with nothing else to do would wait forever (seen as a
+        // startup hang about 1 in 25 starts on a busy machine). A 1 ms ticker
+        // keeps the reactor turning until every end is connected.
+        let connecting = Rc::new(Cell::new(true));
+        let ticking = connecting.clone();
+        glommio::spawn_local(async move {
+            while ticking.get() {
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .detach();
         let receivers: Vec<_> = self
             .receivers
             .into_iter()
@@ -93,6 +111,7 @@ impl<T: Send + 'static> MeshPart<T> {
         for (from, task) in receivers {
             connected_receivers.push((from, task.await));
         }
+        connecting.set(false);
         (
             Mesh {
                 shard: self.shard,
