@@ -10,8 +10,11 @@
 //! finished records. A crash therefore replays unfinished messages
 //! (duplicates are possible, loss is not).
 //!
-//! Record layout (version 1), all big-endian:
-//! `[ver:1 = 1][timestamp ns:8][attempts:2][id:16][deliver_at unix ns:8, 0 = none][body]`.
+//! Record layout, all big-endian:
+//! `[kind:1][timestamp ns:8][attempts:2][id:16][deliver_at unix ns:8, 0 = none][body]`,
+//! kind 1 = a message, kind 2 = a message that *supersedes* earlier records
+//! with the same ID (a REQ with a delay rewrites the message with its due
+//! time; after a restart the older copy must not be delivered early).
 //! The deferral is stored as wall-clock time, so a deferred message keeps its
 //! remaining delay across a restart (nsqd loses it, nsqio/nsq#1107).
 
@@ -24,16 +27,22 @@ use bytes::{BufMut, Bytes, BytesMut};
 use nsq_io::segment::{self, DiskQueue, FileStorage, Pos};
 use nsq_proto::MessageId;
 
+use crate::channel::inflight::IdMap;
 use crate::config::Options;
 use crate::message::{now_ns, Message};
 
-const RECORD_VERSION: u8 = 1;
+const KIND_MESSAGE: u8 = 1;
+const KIND_SUPERSEDING: u8 = 2;
 const HEADER: usize = 1 + 8 + 2 + 16 + 8;
 
 /// Encode a message as a disk record.
 pub fn encode(msg: &Message, buf: &mut BytesMut) {
+    encode_kind(msg, buf, KIND_MESSAGE);
+}
+
+fn encode_kind(msg: &Message, buf: &mut BytesMut, kind: u8) {
     buf.reserve(HEADER + msg.body.len());
-    buf.put_u8(RECORD_VERSION);
+    buf.put_u8(kind);
     buf.put_i64(msg.timestamp);
     buf.put_u16(msg.attempts);
     buf.put_slice(&msg.id.0);
@@ -51,9 +60,15 @@ pub fn encode(msg: &Message, buf: &mut BytesMut) {
 /// Decode a record; `None` if it is not one of ours (never trusted blindly:
 /// a checksum only proves the bytes are what was written).
 pub fn decode(data: Bytes) -> Option<Message> {
-    if data.len() < HEADER || data[0] != RECORD_VERSION {
+    decode_kind(data).map(|(msg, _)| msg)
+}
+
+/// Decode a record and tell whether it supersedes earlier copies.
+fn decode_kind(data: Bytes) -> Option<(Message, bool)> {
+    if data.len() < HEADER || !matches!(data[0], KIND_MESSAGE | KIND_SUPERSEDING) {
         return None;
     }
+    let superseding = data[0] == KIND_SUPERSEDING;
     let i64_at = |at: usize| {
         let mut b = [0u8; 8];
         b.copy_from_slice(&data[at..at + 8]);
@@ -67,13 +82,16 @@ pub fn decode(data: Bytes) -> Option<Message> {
         let left = deliver_ns.saturating_sub(now_ns()).max(0) as u64;
         Instant::now() + Duration::from_nanos(left)
     });
-    Some(Message {
-        id,
-        body: data.slice(HEADER..),
-        timestamp,
-        attempts,
-        deliver_at,
-    })
+    Some((
+        Message {
+            id,
+            body: data.slice(HEADER..),
+            timestamp,
+            attempts,
+            deliver_at,
+        },
+        superseding,
+    ))
 }
 
 /// A disk queue holding messages. Lives on: one shard.
@@ -106,7 +124,38 @@ pub struct Read {
     pub pos: Pos,
 }
 
+/// Records that a later record with the same ID replaces: message ID to the
+/// position of the superseding record.
+pub type Superseded = IdMap<Pos>;
+
 impl Backend {
+    /// Open a channel's queue and find the records that later ones replace
+    /// (a REQ with a delay, rewritten): one pass over the unconsumed records,
+    /// then the queue is opened again so reading starts at the committed
+    /// cursor. The pass reads the backlog once (about 3M records/s).
+    pub fn open_scanned(
+        data_path: &Path,
+        name: &str,
+        opts: &Options,
+    ) -> segment::Result<(Backend, Superseded)> {
+        let mut superseded = Superseded::default();
+        {
+            let mut scan = Backend::open(data_path, name, opts)?;
+            loop {
+                let pos = scan.queue.read_pos();
+                let Some(record) = scan.queue.read_next()? else {
+                    break;
+                };
+                if let Some((msg, true)) = decode_kind(record.data) {
+                    superseded.insert(msg.id, pos);
+                }
+            }
+            scan.queue.drain_events();
+        }
+        let backend = Backend::open(data_path, name, opts)?;
+        Ok((backend, superseded))
+    }
+
     /// Open (or create and recover) the queue `name` in `data_path`.
     pub fn open(data_path: &Path, name: &str, opts: &Options) -> segment::Result<Backend> {
         let storage = FileStorage::new(data_path).map_err(|source| segment::Error::Io {
@@ -140,6 +189,16 @@ impl Backend {
     pub fn put(&mut self, msg: &Message) -> segment::Result<Pos> {
         self.scratch.clear();
         encode(msg, &mut self.scratch);
+        let pos = self.queue.append(&self.scratch)?;
+        self.appends_since_sync += 1;
+        Ok(pos)
+    }
+
+    /// Append a message that replaces earlier records of the same ID (a REQ
+    /// with a delay): after a restart the older copies are skipped.
+    pub fn put_superseding(&mut self, msg: &Message) -> segment::Result<Pos> {
+        self.scratch.clear();
+        encode_kind(msg, &mut self.scratch, KIND_SUPERSEDING);
         let pos = self.queue.append(&self.scratch)?;
         self.appends_since_sync += 1;
         Ok(pos)

@@ -11,6 +11,7 @@
 
 pub mod http;
 pub mod lookupd;
+pub mod persist;
 pub mod wire;
 
 use std::fmt;

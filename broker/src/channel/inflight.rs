@@ -90,6 +90,11 @@ impl InFlightTable {
         self.map.len()
     }
 
+    /// Is this message in flight?
+    pub fn contains(&self, id: &MessageId) -> bool {
+        self.map.contains_key(id)
+    }
+
     /// True when nothing is in flight.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()

@@ -56,6 +56,8 @@ pub struct Channel {
     backend: RefCell<Option<Backend>>,
     /// Messages read from disk and not finished: their record positions.
     origins: RefCell<IdMap<Pos>>,
+    /// Found at open: records replaced by a later one with the same ID.
+    superseded: RefCell<IdMap<Pos>>,
     in_flight: RefCell<InFlightTable>,
     deferred: RefCell<DeferredQueue>,
     consumers: RefCell<Vec<Rc<Client>>>,
@@ -83,7 +85,7 @@ impl Channel {
         } else {
             // `~` never occurs in names: no two queues share a file prefix.
             let queue = format!("{topic}:{name}~");
-            match Backend::open(&ctx.data_path, &queue, &ctx.opts) {
+            match Backend::open_scanned(&ctx.data_path, &queue, &ctx.opts) {
                 Ok(b) => Some(b),
                 Err(e) => {
                     ctx.set_unhealthy(format!(
@@ -92,6 +94,10 @@ impl Channel {
                     None
                 }
             }
+        };
+        let (backend, superseded) = match backend {
+            Some((b, s)) => (Some(b), s),
+            None => (None, IdMap::default()),
         };
         let channel = Rc::new(Channel {
             ephemeral,
@@ -102,6 +108,7 @@ impl Channel {
             queue: RefCell::new(VecDeque::new()),
             backend: RefCell::new(backend),
             origins: RefCell::new(IdMap::default()),
+            superseded: RefCell::new(superseded),
             in_flight: RefCell::new(InFlightTable::default()),
             deferred: RefCell::new(DeferredQueue::default()),
             consumers: RefCell::new(Vec::new()),
@@ -231,7 +238,26 @@ impl Channel {
         }
     }
 
+    /// Write a REQ'd message with its due time, replacing its older record.
+    fn append_superseding(&self, msg: &Message) -> bool {
+        let mut backend = self.backend.borrow_mut();
+        let Some(b) = backend.as_mut() else {
+            return false;
+        };
+        match b.put_superseding(msg) {
+            Ok(_) => true,
+            Err(e) => {
+                self.ctx
+                    .set_unhealthy(format!("CHANNEL({}:{}): {e}", self.topic, self.name));
+                false
+            }
+        }
+    }
+
     /// The next message from disk (deferred ones go to the heap on the way).
+    /// Copies are skipped: records a later one replaces, and replays of a
+    /// message this channel still holds (after a crash the topic may hand
+    /// over again what the channel already stored).
     fn read_disk(&self) -> Option<Message> {
         loop {
             let read = {
@@ -248,7 +274,27 @@ impl Channel {
                     }
                 }
             };
-            self.origins.borrow_mut().insert(read.msg.id, read.pos);
+            let id = read.msg.id;
+            let replaced = {
+                let mut superseded = self.superseded.borrow_mut();
+                match superseded.get(&id) {
+                    Some(newer) if read.pos < *newer => true,
+                    Some(_) => {
+                        superseded.remove(&id);
+                        false
+                    }
+                    None => false,
+                }
+            };
+            let held =
+                self.origins.borrow().contains_key(&id) || self.in_flight.borrow().contains(&id);
+            if replaced || held {
+                if let Some(b) = self.backend.borrow_mut().as_mut() {
+                    b.finish(read.pos);
+                }
+                continue;
+            }
+            self.origins.borrow_mut().insert(id, read.pos);
             match read.msg.deliver_at {
                 Some(due) if due > Instant::now() => self.defer(due, read.msg),
                 _ => return Some(read.msg),
@@ -303,6 +349,11 @@ impl Channel {
             let Some(mut msg) = next.or_else(|| self.read_disk()) else {
                 return;
             };
+            if self.in_flight.borrow().contains(&msg.id) {
+                // A second copy of a message in flight (a replay): the
+                // in-flight table holds one entry per ID.
+                continue;
+            }
             let sample_rate = client.sample_rate();
             if sample_rate > 0 && (self.random() % 100) as i32 > sample_rate {
                 // nsqd drops sampled-out messages for the whole channel.
@@ -401,7 +452,7 @@ impl Channel {
             // record, so a crash neither loses nor hurries the deferral.
             if self.capacity == 0
                 && self.origins.borrow().contains_key(&msg.id)
-                && self.append(&msg)
+                && self.append_superseding(&msg)
             {
                 self.release(&msg.id);
             } else {
@@ -487,6 +538,7 @@ impl Channel {
         self.in_flight.borrow_mut().clear();
         self.deferred.borrow_mut().clear();
         self.origins.borrow_mut().clear();
+        self.superseded.borrow_mut().clear();
         if let Some(b) = self.backend.borrow_mut().as_mut() {
             if let Err(e) = b.empty() {
                 self.ctx.set_unhealthy(format!(
