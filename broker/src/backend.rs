@@ -27,6 +27,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use nsq_io::segment::{self, DiskQueue, FileStorage, Pos};
 use nsq_proto::MessageId;
 
+use crate::acklog::{AckLog, Acked};
 use crate::channel::inflight::IdMap;
 use crate::config::Options;
 use crate::message::{now_ns, Message};
@@ -112,6 +113,9 @@ pub struct Backend {
     appends_since_sync: u64,
     sync_every: u64,
     scratch: BytesMut,
+    /// Channels only: the log of FINished IDs, and the IDs it held at open.
+    acks: Option<AckLog>,
+    acked: Acked,
 }
 
 /// A message read from disk, with the position its owner passes to
@@ -152,8 +156,25 @@ impl Backend {
             }
             scan.queue.drain_events();
         }
-        let backend = Backend::open(data_path, name, opts)?;
+        let mut backend = Backend::open(data_path, name, opts)?;
+        let (acks, acked) = AckLog::open(data_path, &format!("{name}acks"), opts)?;
+        backend.acks = Some(acks);
+        backend.acked = acked;
         Ok((backend, superseded))
+    }
+
+    /// A consumer FINished message `id`: log it, so a restart skips copies.
+    pub fn ack(&mut self, id: MessageId) {
+        if let Some(acks) = self.acks.as_mut() {
+            if let Err(e) = acks.add(id) {
+                crate::log_error!("ACKLOG({}): {e}", self.queue.name());
+            }
+        }
+    }
+
+    /// Was `id` FINished before the last restart?
+    pub fn is_acked(&self, id: &MessageId) -> bool {
+        self.acked.contains_key(id)
     }
 
     /// Open (or create and recover) the queue `name` in `data_path`.
@@ -181,6 +202,8 @@ impl Backend {
             appends_since_sync: 0,
             sync_every: opts.sync_every,
             scratch: BytesMut::new(),
+            acks: None,
+            acked: Acked::default(),
         })
     }
 
@@ -301,11 +324,18 @@ impl Backend {
     pub fn empty(&mut self) -> segment::Result<()> {
         self.outstanding.clear();
         self.unfinished = 0;
+        self.acked.clear();
+        if let Some(acks) = self.acks.as_mut() {
+            acks.empty()?;
+        }
         self.queue.empty()
     }
 
     /// Remove the files (topic/channel delete).
     pub fn delete(self) -> segment::Result<()> {
+        if let Some(acks) = self.acks {
+            acks.delete()?;
+        }
         self.queue.delete()
     }
 
@@ -354,6 +384,9 @@ pub async fn sync_off_core(cell: &RefCell<Option<Backend>>, kind: SyncKind) -> s
     let begun = match cell.borrow_mut().as_mut() {
         Some(b) => {
             b.appends_since_sync = 0;
+            if let Some(acks) = b.acks.as_mut() {
+                acks.flush()?;
+            }
             b.queue.begin_sync_data()?
         }
         None => return Ok(()),
@@ -370,7 +403,14 @@ pub async fn sync_off_core(cell: &RefCell<Option<Backend>>, kind: SyncKind) -> s
         }
     }
     match cell.borrow_mut().as_mut() {
-        Some(b) if kind == SyncKind::Full => b.queue.sync(),
+        Some(b) if kind == SyncKind::Full => {
+            b.queue.sync()?;
+            // The cursor is durable now: older acks are no longer needed.
+            match b.acks.as_mut() {
+                Some(acks) => acks.compact(),
+                None => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }

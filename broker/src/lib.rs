@@ -19,6 +19,7 @@
 //! `dispatch` encodes it into a ready consumer's buffer; `client::pump`
 //! writes it out.
 
+pub mod acklog;
 pub mod backend;
 pub mod channel;
 pub mod client;

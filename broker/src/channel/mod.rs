@@ -286,8 +286,13 @@ impl Channel {
                     None => false,
                 }
             };
-            let held =
-                self.origins.borrow().contains_key(&id) || self.in_flight.borrow().contains(&id);
+            let held = self.origins.borrow().contains_key(&id)
+                || self.in_flight.borrow().contains(&id)
+                || self
+                    .backend
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|b| b.is_acked(&id));
             if replaced || held {
                 if let Some(b) = self.backend.borrow_mut().as_mut() {
                     b.finish(read.pos);
@@ -302,13 +307,18 @@ impl Channel {
         }
     }
 
-    /// The channel is done with a message: release its disk record, if any.
-    fn release(&self, id: &MessageId) {
+    /// The channel is done with a message: release its disk record, if any,
+    /// and with `ack` log it as finished (not for a REQ rewrite: the message
+    /// lives on in its new record).
+    fn release(&self, id: &MessageId, ack: bool) {
         let Some(pos) = self.origins.borrow_mut().remove(id) else {
             return;
         };
         if let Some(b) = self.backend.borrow_mut().as_mut() {
             b.finish(pos);
+            if ack {
+                b.ack(*id);
+            }
             if b.needs_sync() {
                 self.ctx.sync_wake.notify();
             }
@@ -357,7 +367,7 @@ impl Channel {
             let sample_rate = client.sample_rate();
             if sample_rate > 0 && (self.random() % 100) as i32 > sample_rate {
                 // nsqd drops sampled-out messages for the whole channel.
-                self.release(&msg.id);
+                self.release(&msg.id, true);
                 continue;
             }
             msg.attempts = msg.attempts.saturating_add(1);
@@ -426,7 +436,7 @@ impl Channel {
     /// FIN: the consumer is done with the message.
     pub fn finish(&self, client: &Client, id: &MessageId) -> Result<(), InFlightError> {
         self.in_flight.borrow_mut().remove(id, client.id)?;
-        self.release(id);
+        self.release(id, true);
         client.on_finished();
         self.dispatch();
         Ok(())
@@ -454,7 +464,7 @@ impl Channel {
                 && self.origins.borrow().contains_key(&msg.id)
                 && self.append_superseding(&msg)
             {
-                self.release(&msg.id);
+                self.release(&msg.id, false);
             } else {
                 self.defer(due, msg);
             }

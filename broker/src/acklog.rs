@@ -1,0 +1,128 @@
+//! The acknowledgement log of a channel: IDs of messages consumers
+//! FINished, on disk, so a restart does not deliver them again.
+//!
+//! Lives on: the channel's owner shard, next to the channel's disk queue.
+//! Why it exists: the disk queue's committed cursor can only move past a
+//! contiguous prefix of finished records, and is written every
+//! `--sync-timeout`. Without this log a crash replays everything finished
+//! since that write, or behind one message a consumer still held: most of
+//! the recent traffic, not "a few duplicates". With it, a replayed record
+//! whose ID was acknowledged is skipped.
+//!
+//! Format: a disk queue (same checksummed segments) whose records are
+//! batches of 16-byte IDs. Acks are buffered and written in batches of
+//! [`BATCH`]; the log is rewritten at every full sync of the channel (after
+//! the cursor was persisted), keeping the acks of the last two intervals, so
+//! it stays small. Acks lost in a crash only mean duplicates.
+
+use std::path::Path;
+
+use nsq_io::segment::{self, DiskQueue, FileStorage};
+use nsq_proto::MessageId;
+
+use crate::channel::inflight::IdMap;
+use crate::config::Options;
+
+/// Acks buffered before one append.
+const BATCH: usize = 256;
+
+/// IDs acknowledged before the last restart.
+pub type Acked = IdMap<()>;
+
+/// One channel's acknowledgement log. Lives on: the channel's owner shard.
+#[derive(Debug)]
+pub struct AckLog {
+    queue: DiskQueue<FileStorage>,
+    pending: Vec<MessageId>,
+    current: Vec<MessageId>,
+    previous: Vec<MessageId>,
+}
+
+impl AckLog {
+    /// Open (or create) the log `name` and return the IDs it holds.
+    pub fn open(data_path: &Path, name: &str, opts: &Options) -> segment::Result<(AckLog, Acked)> {
+        let storage = FileStorage::new(data_path).map_err(|source| segment::Error::Io {
+            op: "open dir",
+            name: name.to_string(),
+            source,
+        })?;
+        let seg_opts = segment::Options {
+            max_bytes_per_file: opts.max_bytes_per_file.clamp(4096, 16 << 20),
+            ..segment::Options::default()
+        };
+        let mut queue = DiskQueue::open(storage, name, seg_opts)?;
+        let mut acked = Acked::default();
+        let mut previous = Vec::new();
+        while let Some(record) = queue.read_next()? {
+            for chunk in record.data.chunks_exact(16) {
+                if let Some(id) = MessageId::from_slice(chunk) {
+                    acked.insert(id, ());
+                    previous.push(id);
+                }
+            }
+        }
+        for event in queue.drain_events() {
+            crate::log_error!("ACKLOG({name}): {event}");
+        }
+        let log = AckLog {
+            queue,
+            pending: Vec::new(),
+            current: Vec::new(),
+            previous,
+        };
+        Ok((log, acked))
+    }
+
+    /// Record a FIN; written with the next batch.
+    pub fn add(&mut self, id: MessageId) -> segment::Result<()> {
+        self.pending.push(id);
+        if self.pending.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Write the buffered acks (one record).
+    pub fn flush(&mut self) -> segment::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut record = Vec::with_capacity(self.pending.len() * 16);
+        for id in &self.pending {
+            record.extend_from_slice(&id.0);
+        }
+        self.queue.append(&record)?;
+        self.current.append(&mut self.pending);
+        Ok(())
+    }
+
+    /// Rewrite the log with the acks of the last two intervals (call after
+    /// the channel's cursor was persisted).
+    pub fn compact(&mut self) -> segment::Result<()> {
+        self.flush()?;
+        self.queue.empty()?;
+        let keep = std::mem::take(&mut self.current);
+        for chunk in keep.chunks(BATCH * 16) {
+            let mut record = Vec::with_capacity(chunk.len() * 16);
+            for id in chunk {
+                record.extend_from_slice(&id.0);
+            }
+            self.queue.append(&record)?;
+        }
+        self.previous = keep;
+        Ok(())
+    }
+
+    /// Drop everything (channel emptied).
+    pub fn empty(&mut self) -> segment::Result<()> {
+        self.pending.clear();
+        self.current.clear();
+        self.previous.clear();
+        self.queue.empty()
+    }
+
+    /// Remove the files (channel deleted).
+    pub fn delete(self) -> segment::Result<()> {
+        self.queue.delete()
+    }
+}
