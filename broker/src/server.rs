@@ -169,10 +169,12 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     })?;
     drop(ready_tx);
     for _ in 0..shards {
-        match ready_rx.recv() {
+        // Bounded: a shard that never comes up must fail the start, not
+        // leave a half-started broker answering some connections.
+        match ready_rx.recv_timeout(STARTUP_TIMEOUT) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => bail!("{e}"),
-            Err(_) => bail!("a shard stopped during startup"),
+            Err(_) => bail!("a shard did not start within {STARTUP_TIMEOUT:?}"),
         }
     }
     drop(tcp_guard);
@@ -233,6 +235,9 @@ struct Boot {
     stop: flume::Receiver<()>,
     done: std::sync::mpsc::Sender<()>,
 }
+
+/// How long the main thread waits for every shard to be up.
+const STARTUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long the main thread waits for the shards to save their state.
 const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

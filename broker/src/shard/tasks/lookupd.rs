@@ -115,11 +115,16 @@ async fn run_peer(shard: Weak<Shard>, peer: Rc<Peer>) {
     let mut backoff = BACKOFF_MIN;
     while !peer.stopped.get() {
         let Some(s) = shard.upgrade() else { return };
-        match session(&s, &peer).await {
+        let mut identified = false;
+        match session(&s, &peer, &mut identified).await {
             Ok(()) => return, // stopped
             Err(e) => {
                 crate::log_error!("LOOKUPD({}): {e}", peer.addr);
             }
+        }
+        if identified {
+            // It was up: the next outage starts from a short delay again.
+            backoff = BACKOFF_MIN;
         }
         drop(s);
         future::or(peer.wake.wait(), glommio::timer::sleep(backoff)).await;
@@ -128,7 +133,7 @@ async fn run_peer(shard: Weak<Shard>, peer: Rc<Peer>) {
 }
 
 /// One connection's life. Returns Ok only when the peer was stopped.
-async fn session(shard: &Rc<Shard>, peer: &Peer) -> io::Result<()> {
+async fn session(shard: &Rc<Shard>, peer: &Peer, identified: &mut bool) -> io::Result<()> {
     let mut conn = TcpStream::connect_timeout(peer.addr.as_str(), CONNECT_TIMEOUT)
         .await
         .map_err(|e| io::Error::other(e.to_string()))?;
@@ -158,6 +163,7 @@ async fn session(shard: &Rc<Shard>, peer: &Peer) -> io::Result<()> {
             String::from_utf8_lossy(&resp)
         )));
     }
+    *identified = true;
     crate::log_info!(
         "LOOKUPD({}): peer info {}",
         peer.addr,
