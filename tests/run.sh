@@ -36,7 +36,10 @@ fi
 
 # --- build and test -------------------------------------------------------
 cargo build --workspace
-export NSQD_BIN="$root/target/debug/nsqd"
+target="${CARGO_TARGET_DIR:-$root/target}"
+export NSQD_BIN="$target/debug/nsqd"
+export NSQLOOKUPD_BIN="$target/debug/nsqlookupd"
+export LOADGEN_BIN="$target/debug/loadgen"
 # Test failures are anyhow errors with their own context; their backtraces
 # (enabled by RUST_BACKTRACE) only bury the message.
 export RUST_LIB_BACKTRACE="${RUST_LIB_BACKTRACE:-0}"
