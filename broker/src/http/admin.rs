@@ -45,6 +45,18 @@ pub fn info(shard: &Rc<Shard>) -> Reply {
     })
 }
 
+/// The first disk error any shard reports, if the node is unhealthy.
+pub async fn health(shard: &Rc<Shard>) -> Option<String> {
+    shard
+        .call_all(ControlOp::Health)
+        .await
+        .into_iter()
+        .find_map(|reply| match reply {
+            ControlReply::Unhealthy(err) => Some(err),
+            _ => None,
+        })
+}
+
 /// nsqd's boolParams: "true"/"1" and "false"/"0"; anything else = default.
 fn bool_param(req: &Request, name: &str, default: bool) -> bool {
     match req.query_get(name) {
@@ -87,7 +99,10 @@ pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Reply {
     }
     let doc = snapshot::StatsDoc {
         version: VERSION.to_string(),
-        health: "OK".to_string(),
+        health: match health(shard).await {
+            None => "OK".to_string(),
+            Some(err) => format!("NOK - {err}"),
+        },
         start_time: shard.start_time,
         topics,
         memory: include_mem.then(snapshot::MemStats::default),

@@ -163,7 +163,11 @@ async fn route(shard: &Rc<Shard>, req: &Request) -> Reply {
         return Reply::Err(400, "INVALID_REQUEST");
     }
     match path {
-        "/ping" => Reply::Plain(200, "OK".to_string()),
+        "/ping" => match admin::health(shard).await {
+            None => Reply::Plain(200, "OK".to_string()),
+            // nsqd: 500 with "NOK - <error>" while a disk write is failing.
+            Some(err) => Reply::Plain(500, format!("NOK - {err}")),
+        },
         "/info" => admin::info(shard),
         "/stats" => admin::stats(shard, req).await,
         "/pub" => publish::pub_(shard, req).await,

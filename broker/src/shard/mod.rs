@@ -537,6 +537,10 @@ impl Shard {
             }
             ControlOp::Metadata => ControlReply::Metadata(self.metadata_part()),
             ControlOp::Barrier => ControlReply::Ok,
+            ControlOp::Health => match self.health_error() {
+                Some(err) => ControlReply::Unhealthy(err),
+                None => ControlReply::Ok,
+            },
             ControlOp::PersistMetadata => {
                 self.metadata_wake.notify();
                 ControlReply::Ok

@@ -111,6 +111,8 @@ pub enum ControlOp {
     Metadata,
     /// (shard 0) something changed: write nsqd.dat soon.
     PersistMetadata,
+    /// Report this shard's disk health.
+    Health,
     /// Report this shard's stats.
     Stats {
         /// Only this topic.
@@ -129,6 +131,8 @@ pub enum ControlReply {
     Ok,
     /// The topic or channel does not exist on this shard.
     NotFound,
+    /// This shard's last disk error (it is unhealthy).
+    Unhealthy(String),
     /// A shard's part of nsqd.dat.
     Metadata(Vec<TopicMeta>),
     /// A shard's partial stats.
