@@ -19,6 +19,10 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 
+/// First allocation of a new segment; it then doubles up to
+/// `max_bytes_per_file` as records arrive.
+pub(crate) const INITIAL_ALLOCATION: u64 = 1 << 20;
+
 use bytes::Bytes;
 
 use super::format::{self, RecHeader, REC_HEADER_LEN, SEG_HEADER_LEN};
@@ -248,10 +252,15 @@ impl<S: Storage> DiskQueue<S> {
         if fits && !self.poisoned {
             return Ok(());
         }
+        // A segment may grow up to max_bytes_per_file (or to one record, if
+        // a single record is larger than that).
+        let limit = self.opts.max_bytes_per_file.max(SEG_HEADER_LEN + need);
         match self.writer.as_mut() {
-            // A record larger than a whole segment: grow the empty one.
-            Some(w) if !self.poisoned && w.pos == SEG_HEADER_LEN => {
-                let cap = SEG_HEADER_LEN + need;
+            Some(w) if !self.poisoned && w.pos + need <= limit => {
+                // Extend the allocation (doubling, capped): space is
+                // reserved ahead of the writes, so a full disk is still an
+                // ENOSPC here, never a failed write to mapped memory.
+                let cap = (w.cap.saturating_mul(2)).max(w.pos + need).min(limit);
                 w.file.allocate(cap).map_err(|e| {
                     Error::io("fallocate", &format::seg_name(&self.name, w.index), e)
                 })?;
@@ -307,7 +316,15 @@ impl<S: Storage> DiskQueue<S> {
     pub(crate) fn create_segment(&mut self, need: u64) -> Result<Writer<S::File>> {
         let index = self.next_index;
         let name = format::seg_name(&self.name, index);
-        let cap = self.opts.max_bytes_per_file.max(SEG_HEADER_LEN + need);
+        // Start small and grow (make_room): a queue that holds a few
+        // messages must not reserve max_bytes_per_file (100 MiB by default)
+        // on disk; many topics and channels would fill the disk with
+        // preallocated zeros.
+        let cap = self
+            .opts
+            .max_bytes_per_file
+            .min(INITIAL_ALLOCATION)
+            .max(SEG_HEADER_LEN + need);
         let mut file = self
             .storage
             .create(&name)

@@ -348,7 +348,15 @@ impl<S: Storage> DiskQueue<S> {
             .open(&name)
             .map_err(|e| Error::io("open", &name, e))?;
         let size = file.size().map_err(|e| Error::io("stat", &name, e))?;
-        let cap = size.max(self.opts.max_bytes_per_file);
+        // Keep what was allocated (at least the initial allocation); the
+        // writer grows it from there.
+        let cap = size
+            .max(
+                self.opts
+                    .max_bytes_per_file
+                    .min(super::queue::INITIAL_ALLOCATION),
+            )
+            .max(end);
         // Truncate then preallocate again: whatever a torn write left past
         // `end` becomes zeros, so no stale record can reappear behind the
         // records appended from here on.
