@@ -365,6 +365,58 @@ impl Backend {
     }
 }
 
+/// Move the messages of topic parts that belonged to shards that no longer
+/// exist (`--shards` lowered between runs; queue `<topic>~<N>` with N >= the
+/// shard count) into the part of shard `N % shards`, before the shards start.
+/// Without this they would never be read. Returns how many were moved.
+pub fn adopt_orphan_parts(data_path: &Path, shards: usize, opts: &Options) -> segment::Result<u64> {
+    let io_err = |source| segment::Error::Io {
+        op: "list",
+        name: data_path.display().to_string(),
+        source,
+    };
+    let mut moved = 0;
+    for entry in std::fs::read_dir(data_path).map_err(io_err)? {
+        let Ok(entry) = entry else { continue };
+        let file = entry.file_name();
+        let Some(queue) = file.to_str().and_then(|f| f.strip_suffix(".meta")) else {
+            continue;
+        };
+        let Some((topic, shard)) = queue.rsplit_once('~') else {
+            continue;
+        };
+        let Ok(shard) = shard.parse::<usize>() else {
+            continue; // channel queues end in "~", ack logs in "~acks"
+        };
+        if shard < shards || !nsq_proto::names::is_valid_topic_name(topic) {
+            continue;
+        }
+        let mut from = Backend::open(data_path, queue, opts)?;
+        let mut to = Backend::open(data_path, &format!("{topic}~{}", shard % shards), opts)?;
+        loop {
+            let mut batch = Vec::new();
+            while batch.len() < 1024 {
+                match from.read()? {
+                    Some(read) => batch.push(read.msg),
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            to.put_batch(&batch)?;
+            moved += batch.len() as u64;
+        }
+        to.sync()?;
+        from.delete()?;
+        crate::log_info!(
+            "TOPIC({topic}): moved the messages of shard {shard} (not running) to shard {}",
+            shard % shards
+        );
+    }
+    Ok(moved)
+}
+
 /// Which sync: data only (durability of appended messages) or full (also
 /// the cursor file, which bounds duplicates after a crash and lets consumed
 /// segments be deleted).

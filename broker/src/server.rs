@@ -117,6 +117,8 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         n => n,
     };
     nsq_io::runtime::check_memlock(shards)?;
+    crate::backend::adopt_orphan_parts(&data_path, shards, &opts)
+        .context("failed to adopt the disk queues of a larger --shards")?;
 
     // Reserve the ports (resolving :0) before the shards bind them.
     let (tcp_guard, tcp) = nsq_io::net::reserve_port(resolve("tcp-address", &opts.tcp_address)?)

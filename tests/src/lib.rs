@@ -333,6 +333,12 @@ impl TestNsqd {
         self.spawn()
     }
 
+    /// Replace the extra flags used by the next `restart` (e.g. a new
+    /// `--shards`), keeping ports and data directory.
+    pub fn set_args(&mut self, extra_args: &[&str]) {
+        self.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+    }
+
     /// A new raw V2 connection (magic already sent).
     pub fn connect(&self) -> Result<RawClient> {
         RawClient::connect(self.tcp)
