@@ -357,6 +357,10 @@ impl Channel {
             };
             let next = self.queue.borrow_mut().pop_front();
             let Some(mut msg) = next.or_else(|| self.read_disk()) else {
+                // Nothing more to send now: waiting for output_buffer_timeout
+                // would only add latency (up to 250 ms by default), since no
+                // further message will fill the buffer meanwhile.
+                self.flush_consumers();
                 return;
             };
             if self.in_flight.borrow().contains(&msg.id) {
@@ -380,6 +384,13 @@ impl Channel {
                 delivered_at: now,
             });
             self.arm_timer(deadline);
+        }
+    }
+
+    /// Ask every consumer's writer to flush what it has buffered.
+    fn flush_consumers(&self) {
+        for c in self.consumers.borrow().iter() {
+            c.flush_now();
         }
     }
 

@@ -181,6 +181,15 @@ impl Client {
         self.wake.notify();
     }
 
+    /// Flush buffered message frames without waiting for the buffer to fill
+    /// or for output_buffer_timeout (the channel has nothing more for now).
+    pub fn flush_now(&self) {
+        if !self.out.borrow().is_empty() {
+            self.urgent.set(true);
+            self.wake.notify();
+        }
+    }
+
     /// Queue a response frame, flushed at once.
     pub fn send_response(&self, data: &[u8]) {
         nsq_proto::frame::encode_response(&mut self.out.borrow_mut(), data);

@@ -8,7 +8,10 @@
 //!    (in-flight reached RDY): nothing else will arrive to fill the buffer, so
 //!    waiting would only add latency;
 //! 3. otherwise when `output_buffer_size` bytes are pending, or
-//!    `output_buffer_timeout` after the first pending message.
+//!    `output_buffer_timeout` after the first pending message;
+//! 4. ours: when the channel has nothing more to send right now
+//!    (`Client::flush_now`): the timeout then only bounds the delay under a
+//!    steady trickle, it no longer adds up to 250 ms to an idle channel.
 //!
 //! The buffer is double-buffered: frames keep accumulating in `out` while the
 //! previous batch is being written, so one `write` carries many frames.
