@@ -116,7 +116,15 @@ pub struct Backend {
     /// Channels only: the log of FINished IDs, and the IDs it held at open.
     acks: Option<AckLog>,
     acked: Acked,
+    /// Until then (a while after a restart that found acks or a backlog),
+    /// new FINs are also remembered in `acked`: topic parts replaying after
+    /// a crash can hand over a second copy of a message after its first copy
+    /// was FINished. Afterwards `acked` is dropped to free the memory.
+    recovery_until: Option<std::time::Instant>,
 }
+
+/// How long after a restart FINished IDs are remembered in memory.
+const RECOVERY_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A message read from disk, with the position its owner passes to
 /// [`Backend::finish`] when done with it.
@@ -158,6 +166,9 @@ impl Backend {
         }
         let mut backend = Backend::open(data_path, name, opts)?;
         let (acks, acked) = AckLog::open(data_path, &format!("{name}acks"), opts)?;
+        if !acked.is_empty() || backend.depth() > 0 {
+            backend.recovery_until = Some(std::time::Instant::now() + RECOVERY_WINDOW);
+        }
         backend.acks = Some(acks);
         backend.acked = acked;
         Ok((backend, superseded))
@@ -168,6 +179,14 @@ impl Backend {
         if let Some(acks) = self.acks.as_mut() {
             if let Err(e) = acks.add(id) {
                 crate::log_error!("ACKLOG({}): {e}", self.queue.name());
+            }
+        }
+        if let Some(until) = self.recovery_until {
+            if std::time::Instant::now() < until {
+                self.acked.insert(id, ());
+            } else {
+                self.recovery_until = None;
+                self.acked = Acked::default();
             }
         }
     }
@@ -204,6 +223,7 @@ impl Backend {
             scratch: BytesMut::new(),
             acks: None,
             acked: Acked::default(),
+            recovery_until: None,
         })
     }
 
