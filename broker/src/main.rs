@@ -26,12 +26,9 @@ fn main() {
         nsq_broker::log::set_level(level);
     }
     nsq_broker::server::block_signals();
+    let prefix = opts.log_prefix.clone();
     if let Err(e) = nsq_broker::server::run(opts) {
-        eprintln!("{}FATAL: {e:#}", opts_prefix());
+        eprintln!("{prefix}FATAL: {e:#}");
         std::process::exit(1);
     }
-}
-
-fn opts_prefix() -> &'static str {
-    "[nsqd] "
 }
