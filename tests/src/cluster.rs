@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::http;
 use crate::lookupd::nsqlookupd_bin;
-use crate::{nsqd_bin, TempDir, TestNsqd, STARTUP_TIMEOUT};
+use crate::{kill_with_parent, nsqd_bin, TempDir, TestNsqd, STARTUP_TIMEOUT};
 
 /// How long registration changes may take to show in lookupd.
 pub const REGISTER: Duration = Duration::from_secs(15);
@@ -274,30 +274,6 @@ pub fn free_loopback_pair() -> Result<(SocketAddr, SocketAddr)> {
     let a = TcpListener::bind("127.0.0.1:0")?;
     let b = TcpListener::bind("127.0.0.1:0")?;
     Ok((a.local_addr()?, b.local_addr()?))
-}
-
-/// The kernel SIGKILLs the child when the spawning thread dies.
-fn kill_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() == 1 {
-                libc::raise(libc::SIGKILL);
-            }
-            Ok(())
-        });
-    }
 }
 
 // ---------------------------------------------------------------------------

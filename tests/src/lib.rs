@@ -93,7 +93,7 @@ impl Drop for TempDir {
 
 /// Two distinct free loopback ports (the listeners are held together so the
 /// kernel cannot hand out the same port twice).
-fn free_ports() -> Result<(u16, u16)> {
+pub(crate) fn free_ports() -> Result<(u16, u16)> {
     let a = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
     let b = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
     Ok((a.local_addr()?.port(), b.local_addr()?.port()))
@@ -438,7 +438,7 @@ impl Drop for TestNsqd {
 /// Makes the kernel SIGKILL the child if the test thread that spawned it
 /// dies (e.g. the runner kills a timed-out test), so no broker outlives its
 /// test.
-fn kill_with_parent(cmd: &mut Command) {
+pub(crate) fn kill_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs between fork and exec and only calls
     // async-signal-safe functions (prctl, getppid, raise).

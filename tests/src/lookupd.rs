@@ -10,7 +10,7 @@
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -19,7 +19,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::http::{self, Response};
-use crate::{wait_until, workspace_root, TempDir, READ_TIMEOUT, STARTUP_TIMEOUT};
+use crate::{
+    free_ports, kill_with_parent, wait_until, workspace_root, TempDir, READ_TIMEOUT,
+    STARTUP_TIMEOUT,
+};
 
 /// Largest answer the client accepts (IDENTIFY replies are ~150 bytes).
 const MAX_RESPONSE: usize = 1 << 20;
@@ -491,38 +494,5 @@ fn with_channel(command: &str, topic: &str, channel: Option<&str>) -> String {
     match channel {
         Some(channel) => format!("{command} {topic} {channel}"),
         None => format!("{command} {topic}"),
-    }
-}
-
-/// Two distinct free loopback ports, held together while picked.
-fn free_ports() -> Result<(u16, u16)> {
-    let a = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
-    let b = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
-    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
-}
-
-/// The kernel SIGKILLs the child if the spawning test thread dies, so no
-/// nsqlookupd outlives its test.
-fn kill_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and only calls
-    // async-signal-safe functions (prctl, getppid, raise).
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() == 1 {
-                libc::raise(libc::SIGKILL);
-            }
-            Ok(())
-        });
     }
 }
