@@ -63,6 +63,7 @@ pub mod command;
 pub mod error;
 pub mod frame;
 mod gofmt;
+pub mod goparse;
 pub mod identify;
 pub mod message;
 pub mod names;

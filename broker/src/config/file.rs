@@ -8,8 +8,8 @@ use super::cmdline::CommandLine;
 use super::flags::{
     parse_tls_min_version, parse_tls_required, Slot, FLAGS, PARSE_ERROR, RANGE_ERROR,
 };
-use super::goparse::{go_parse_bool, go_quote, parse_go_duration};
 use super::{ConfigError, Options, TlsRequired};
+use nsq_proto::goparse::{go_parse_bool, go_quote, parse_go_duration};
 
 pub(super) fn load_config_file(path: &Path) -> Result<(PathBuf, toml::Table), ConfigError> {
     let fail = |reason: String| ConfigError::ConfigFile {

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use super::goparse::{
+use super::{Options, TlsRequired, TlsVersion};
+use nsq_proto::goparse::{
     duration_nanos, go_duration_string, go_parse_bool, go_parse_int, go_quote, parse_go_duration,
     DurationError, IntError,
 };
-use super::{Options, TlsRequired, TlsVersion};
 
 type Get<T> = fn(&Options) -> &T;
 type GetMut<T> = fn(&mut Options) -> &mut T;

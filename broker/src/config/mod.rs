@@ -16,7 +16,7 @@
 //!   the `--config` file (`file.rs`), merged in one place (`file::resolve`):
 //!   flag > config file > default, as `mreiferson/go-options` does for nsqd.
 //! * [`Options::validate`]: the checks `nsqd.New` makes (this file).
-//! * `goparse.rs`: Go value syntax (`strconv` integers and booleans,
+//! * `nsq_proto::goparse`: Go value syntax (`strconv` integers and booleans,
 //!   `time.ParseDuration`, `%q`); `nodeid.rs`: the hostname-derived default
 //!   node ID (MD5 + CRC-32, as nsqd).
 //!
@@ -29,7 +29,7 @@
 mod cmdline;
 mod file;
 mod flags;
-mod goparse;
+
 mod nodeid;
 #[cfg(test)]
 mod tests;
@@ -42,8 +42,8 @@ use serde_json::Value as Json;
 use cmdline::{usage_text, CommandLine};
 use file::{load_config_file, resolve};
 use flags::FLAGS;
-use goparse::go_quote;
 use nodeid::{crc32_ieee, md5, os_hostname};
+use nsq_proto::goparse::go_quote;
 
 /// The nsqd release whose behaviour we match (reported by `--version`,
 /// `/info` and IDENTIFY).

@@ -1,8 +1,8 @@
 //! Command-line, config-file, validation and `/config` tests for nsqd's
 //! options.
 
-use super::goparse::{go_parse_int, IntError};
 use super::*;
+use nsq_proto::goparse::{go_parse_int, IntError};
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()

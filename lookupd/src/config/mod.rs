@@ -11,13 +11,9 @@
 //! silently): positional arguments are rejected instead of ending flag
 //! parsing, and negative durations are rejected.
 
-mod duration;
-
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use duration::parse_go_duration;
 
 /// The version we report (`/info`, IDENTIFY, `--version`): the nsqlookupd
 /// release we are a drop-in for. nsqd and nsqadmin parse it as semver.
@@ -354,6 +350,11 @@ impl Flag {
         }
         Ok(())
     }
+}
+
+/// Go's `time.ParseDuration` with Go's error text (shared with nsqd).
+fn parse_go_duration(value: &str) -> Result<Duration, String> {
+    nsq_proto::goparse::parse_go_duration(value).map_err(|e| e.message(value))
 }
 
 fn flag_duration(value: &str) -> Result<Duration, String> {

@@ -1,12 +1,13 @@
-//! Go value syntax, as nsqd's flags and messages use it: `strconv`
-//! booleans and integers, `time.ParseDuration` / `Duration.String`, and
-//! `%q` quoting. Pure functions, no `Options`.
+//! Go value syntax, as nsqd's and nsqlookupd's flags and config files use
+//! it: `strconv` booleans and integers, `time.ParseDuration` /
+//! `Duration.String`, and `%q` quoting. Pure functions; shared here so the
+//! two daemons parse the same text the same way.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 /// `strconv.ParseBool`.
-pub(super) fn go_parse_bool(s: &str) -> Option<bool> {
+pub fn go_parse_bool(s: &str) -> Option<bool> {
     match s {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
@@ -14,16 +15,19 @@ pub(super) fn go_parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// Why an integer did not parse (Go's `strconv.ErrSyntax` / `ErrRange`).
 #[derive(Debug, PartialEq)]
-pub(super) enum IntError {
+pub enum IntError {
+    /// Not an integer.
     Syntax,
+    /// Out of the 64-bit range.
     Range,
 }
 
 /// `strconv.ParseInt(s, 0, 64)`, which Go's integer flags use: optional
 /// sign, `0x`/`0o`/`0b` prefixes, a leading `0` for octal, and `_` between
 /// digits.
-pub(super) fn go_parse_int(s: &str) -> Result<i64, IntError> {
+pub fn go_parse_int(s: &str) -> Result<i64, IntError> {
     let (negative, body) = match s.as_bytes().first() {
         None => return Err(IntError::Syntax),
         Some(b'+') => (false, &s[1..]),
@@ -107,17 +111,22 @@ fn go_underscore_ok(s: &[u8]) -> bool {
     saw != b'_'
 }
 
+/// Why a duration did not parse.
 #[derive(Debug, PartialEq)]
-pub(super) enum DurationError {
+pub enum DurationError {
+    /// Not Go duration syntax.
     Invalid,
+    /// A number without a unit (other than "0").
     MissingUnit,
+    /// A unit Go does not know.
     UnknownUnit(String),
+    /// Negative (we reject them: every option is a length of time).
     Negative,
 }
 
 impl DurationError {
     /// Go's `time.ParseDuration` error text (plus our negative case).
-    pub(super) fn message(&self, input: &str) -> String {
+    pub fn message(&self, input: &str) -> String {
         let quoted = go_quote(input);
         match self {
             DurationError::Invalid => format!("time: invalid duration {quoted}"),
@@ -133,7 +142,7 @@ impl DurationError {
 /// `time.ParseDuration`: `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, units ns, us
 /// (or µs/μs), ms, s, m, h; "0" needs no unit. Negative values other than
 /// zero are rejected, since every nsqd duration is a length of time.
-pub(super) fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
+pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
     const LIMIT: u64 = 1 << 63;
     let mut s = input.as_bytes();
     let mut negative = false;
@@ -244,7 +253,7 @@ pub(super) fn parse_go_duration(input: &str) -> Result<Duration, DurationError> 
 }
 
 /// Go's `time.Duration.String`, e.g. `250ms`, `1m30s`, `1h0m0s`.
-pub(super) fn go_duration_string(d: Duration) -> String {
+pub fn go_duration_string(d: Duration) -> String {
     let nanos = duration_nanos(d);
     if nanos == 0 {
         return "0s".to_string();
@@ -283,36 +292,13 @@ fn go_fraction(v: u64, prec: u32) -> (u64, String) {
     (v / pow, format!(".{}", digits.trim_end_matches('0')))
 }
 
-/// Go's `%q` (`strconv.Quote`) for the strings that appear in messages.
-pub(super) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if u32::from(c) < 0x20 || c == '\x7f' => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// Go's `%q` (`strconv.Quote`) of a string, as flag errors print values.
+pub fn go_quote(s: &str) -> String {
+    crate::gofmt::GoQuote(s.as_bytes()).to_string()
 }
 
 /// A `Duration` as Go's `time.Duration` (nanoseconds), saturating.
-pub(super) fn duration_nanos(d: Duration) -> u64 {
+pub fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
