@@ -5,44 +5,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 
-/// nsqd's log levels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    /// debug
-    Debug = 1,
-    /// info
-    Info = 2,
-    /// warn
-    Warn = 3,
-    /// error
-    Error = 4,
-    /// fatal
-    Fatal = 5,
-}
-
-impl Level {
-    /// Parse nsqd's level names (case-insensitive).
-    pub fn parse(s: &str) -> Option<Level> {
-        match s.to_ascii_lowercase().as_str() {
-            "debug" => Some(Level::Debug),
-            "info" => Some(Level::Info),
-            "warn" => Some(Level::Warn),
-            "error" => Some(Level::Error),
-            "fatal" => Some(Level::Fatal),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Level::Debug => "DEBUG",
-            Level::Info => "INFO",
-            Level::Warn => "WARNING",
-            Level::Error => "ERROR",
-            Level::Fatal => "FATAL",
-        }
-    }
-}
+pub use crate::config::LogLevel as Level;
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 static PREFIX: OnceLock<String> = OnceLock::new();
@@ -75,7 +38,7 @@ pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
         tod / 3600,
         tod % 3600 / 60,
         tod % 60,
-        level.name()
+        level.label()
     );
 }
 

@@ -22,9 +22,7 @@ fn main() {
         return;
     }
     nsq_broker::log::set_prefix(&opts.log_prefix);
-    if let Some(level) = nsq_broker::log::Level::parse(opts.log_level.label()) {
-        nsq_broker::log::set_level(level);
-    }
+    nsq_broker::log::set_level(opts.log_level);
     nsq_broker::server::block_signals();
     let prefix = opts.log_prefix.clone();
     if let Err(e) = nsq_broker::server::run(opts) {

@@ -245,7 +245,7 @@ pub async fn config(shard: &Rc<Shard>, req: &Request) -> Reply {
         match opt {
             "log_level" => {
                 let text = String::from_utf8_lossy(&req.body);
-                let Some(level) = crate::log::Level::parse(text.trim()) else {
+                let Ok(level) = text.trim().parse::<crate::log::Level>() else {
                     return Reply::Err(400, "INVALID_VALUE");
                 };
                 crate::log::set_level(level);
