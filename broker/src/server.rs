@@ -252,12 +252,13 @@ async fn run_shard(
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) -> anyhow::Result<()> {
     let listen = boot.listen;
-    let tcp = TcpListener::bind(listen.tcp)
+    let tcp = nsq_io::net::listen_shared(listen.tcp)
         .map_err(|e| anyhow!("listen ({}) failed - {e}", listen.tcp))?;
     let http = match listen.http {
-        Some(addr) => {
-            Some(TcpListener::bind(addr).map_err(|e| anyhow!("listen ({addr}) failed - {e}"))?)
-        }
+        Some(addr) => Some(
+            nsq_io::net::listen_shared(addr)
+                .map_err(|e| anyhow!("listen ({addr}) failed - {e}"))?,
+        ),
         None => None,
     };
     let (mesh, receivers) = part.connect().await;

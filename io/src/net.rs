@@ -10,7 +10,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
-use glommio::net::TcpStream;
+use glommio::net::{TcpListener, TcpStream};
+
+/// Listen backlog of every listener; the kernel caps it at
+/// `net.core.somaxconn` (4096 on current kernels), as Go's listeners do.
+const LISTEN_BACKLOG: i32 = 4096;
 
 /// Duplicate the descriptor of `stream`.
 pub fn dup_fd(stream: &TcpStream) -> io::Result<OwnedFd> {
@@ -41,16 +45,36 @@ pub fn stream_from_fd(fd: OwnedFd) -> TcpStream {
     unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) }
 }
 
+/// A listener on `addr` that every shard can share (SO_REUSEPORT) and that
+/// binds again at once after a restart (SO_REUSEADDR): without it, the
+/// TIME_WAIT sockets of connections the previous process closed make the
+/// bind fail for a minute. That another process is still *listening* on the
+/// port is caught earlier, by [`reserve_port`]'s plain bind.
+pub fn listen_shared(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(domain_of(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    // SAFETY: a bound, listening TCP socket we own; ownership passes to the
+    // listener, which closes it on drop.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
+fn domain_of(addr: SocketAddr) -> socket2::Domain {
+    if addr.is_ipv6() {
+        socket2::Domain::IPV6
+    } else {
+        socket2::Domain::IPV4
+    }
+}
+
 /// Reserve `addr` (resolving port 0 to a real port) with SO_REUSEPORT but
 /// without listening, so every shard can then bind the same port. The
 /// returned socket must be kept until the shards have bound, then dropped; a
 /// bound socket that does not listen never receives connections.
 pub fn reserve_port(addr: SocketAddr) -> io::Result<(socket2::Socket, SocketAddr)> {
-    let domain = if addr.is_ipv6() {
-        socket2::Domain::IPV6
-    } else {
-        socket2::Domain::IPV4
-    };
+    let domain = domain_of(addr);
     // SO_REUSEPORT would let us share a port with another running nsqd; a
     // plain bind first fails with EADDRINUSE if anyone listens there.
     if addr.port() != 0 {

@@ -112,6 +112,9 @@ fn main() {
 fn run(opts: Options, hostname: &str) -> anyhow::Result<()> {
     log_info!("{}", Options::version_string());
     nsq_io::runtime::probe()?;
+    // std's bind sets SO_REUSEADDR (as Go's net.Listen does), so a restart
+    // binds at once despite the TIME_WAIT sockets of closed connections;
+    // tests/tests/restart.rs holds it to that.
     let bind = |addr: &str| {
         std::net::TcpListener::bind(addr)
             .with_context(|| format!("failed to instantiate nsqlookupd - listen ({addr}) failed"))

@@ -74,6 +74,20 @@ impl Daemon {
         Self::spawn_new("nsqlookupd", argv, tcp, http, None)
     }
 
+    /// `nsqd` on the given loopback addresses, with its own temporary data
+    /// directory.
+    pub fn nsqd_on(tcp: SocketAddr, http: SocketAddr, extra: &[&str]) -> Result<Daemon> {
+        let data = TempDir::new("nsq-cluster-data")?;
+        let mut argv = vec![
+            nsqd_bin().display().to_string(),
+            format!("--tcp-address={tcp}"),
+            format!("--http-address={http}"),
+            format!("--data-path={}", data.path().display()),
+        ];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn_new("nsqd", argv, tcp, http, Some(data))
+    }
+
     /// `nsqd` inside network namespace `netns`, on the given addresses, with
     /// its own temporary data directory.
     pub fn nsqd_in_netns(
@@ -196,6 +210,15 @@ impl Daemon {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Starts the process again on the same addresses, once: no retry when
+    /// a port is still held, as `systemctl restart` or a supervisor does.
+    pub fn start_again_once(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("{} is still running", self.name);
+        }
+        self.spawn()
     }
 
     /// SIGTERM, then wait (at most 10 s, then SIGKILL) for the exit.
