@@ -128,3 +128,27 @@ fn nsqjs_round_trip_shards_1() -> Result<()> {
 fn nsqjs_round_trip_shards_2() -> Result<()> {
     nsqjs(2)
 }
+
+/// A pynsq Writer (producer only) left idle across several 1 s heartbeat
+/// intervals keeps its connection: nsqd heartbeats producers too.
+#[test]
+fn pynsq_idle_writer_stays_connected() -> Result<()> {
+    let python = tests_dir().join(".venv/bin/python");
+    require(&python, "pynsq (Python venv)")?;
+    let nsqd = TestNsqd::start(&[])?;
+    let args = vec![
+        tests_dir()
+            .join("compat/pynsq_idle_writer.py")
+            .display()
+            .to_string(),
+        "--tcp".into(),
+        nsqd.tcp_addr().to_string(),
+        "--topic".into(),
+        unique_name("idle"),
+        "--idle".into(),
+        "5".into(),
+    ];
+    let out = run_script(&python, &args)?;
+    eprintln!("{out}");
+    Ok(())
+}

@@ -49,6 +49,29 @@ fn heartbeats_answered_keep_connection() -> Result<()> {
     Ok(())
 }
 
+/// nsqd sends heartbeats to every V2 connection, not only consumers: a
+/// producer that IDENTIFYs a 1 s interval and never SUBs gets `_heartbeat_`
+/// (one interval after IDENTIFY, not after the default 30 s), stays
+/// connected across several intervals by answering NOP, and can publish.
+#[test]
+fn producer_connections_get_heartbeats() -> Result<()> {
+    let nsqd = TestNsqd::start(&[])?;
+    let topic = unique_name("hbpub");
+    let mut p = nsqd.connect()?;
+    p.identify_ok(&json!({"feature_negotiation": true, "heartbeat_interval": 1000}))?;
+    for beat in 1..=4 {
+        p.expect_response("_heartbeat_")
+            .with_context(|| format!("heartbeat {beat} to an idle producer"))?;
+        p.nop()?;
+    }
+    p.pub_ok(&topic, b"after idling")?;
+    // A producer that never answers is closed after two intervals.
+    let mut silent = nsqd.connect()?;
+    silent.identify_ok(&json!({"feature_negotiation": true, "heartbeat_interval": 1000}))?;
+    silent.expect_closed_ignoring_heartbeats(Duration::from_secs(10))?;
+    Ok(())
+}
+
 /// TestClientTimeout: a client that never sends anything after SUB is
 /// disconnected after about two heartbeat intervals.
 #[test]

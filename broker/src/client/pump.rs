@@ -35,11 +35,11 @@ const NEVER: Duration = Duration::from_secs(86_400 * 365);
 pub async fn run_writer(client: Rc<Client>, stream: TcpStream) -> io::Result<()> {
     let mut stream = stream;
     let mut spare = BytesMut::with_capacity(16 * 1024);
-    let mut next_heartbeat = client
-        .info
-        .borrow()
-        .heartbeat_interval
-        .map(|hb| Instant::now() + hb);
+    // Heartbeats go to every V2 connection, producers included (nsqd's
+    // messagePump). The next one is due one interval after the last one (or
+    // after the start), with the interval read afresh each turn: an IDENTIFY
+    // that shortens it takes effect at once, not after the old interval.
+    let mut last_heartbeat = Instant::now();
     let result = loop {
         let (heartbeat, buffer_size, buffer_timeout) = {
             let info = client.info.borrow();
@@ -50,14 +50,13 @@ pub async fn run_writer(client: Rc<Client>, stream: TcpStream) -> io::Result<()>
             )
         };
         let now = Instant::now();
-        match (heartbeat, next_heartbeat) {
-            (Some(hb), Some(at)) if now >= at => {
+        let mut next_heartbeat = heartbeat.map(|hb| last_heartbeat + hb);
+        if let (Some(hb), Some(at)) = (heartbeat, next_heartbeat) {
+            if now >= at {
                 client.send_response(nsq_proto::frame::HEARTBEAT);
+                last_heartbeat = now;
                 next_heartbeat = Some(now + hb);
             }
-            (Some(hb), None) => next_heartbeat = Some(now + hb),
-            (None, _) => next_heartbeat = None,
-            _ => {}
         }
         let pending = client.out.borrow().len();
         let closed = client.is_closed();
