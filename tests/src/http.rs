@@ -283,3 +283,50 @@ impl HttpConn {
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// Go's server rules for the Host header, checked byte for byte on a daemon's
+/// HTTP port: an HTTP/1.1 request without Host, with two, or with a
+/// malformed one is a 400 (RFC 9112 §3.2); HTTP/1.0 without Host is served.
+pub fn check_host_rules(addr: SocketAddr) -> Result<()> {
+    const HEADERS: &str =
+        "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n";
+    let missing = "400 Bad Request: missing required Host header";
+    let malformed = "400 Bad Request: malformed Host header";
+    let plain = "400 Bad Request";
+    let cases: [(&[u8], String); 4] = [
+        (
+            b"GET /ping HTTP/1.1\r\n\r\n",
+            format!("HTTP/1.1 {missing}{HEADERS}{missing}"),
+        ),
+        (
+            b"GET /ping HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            format!("HTTP/1.1 {plain}{HEADERS}{plain}"),
+        ),
+        (
+            b"GET /ping HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n",
+            format!("HTTP/1.1 {plain}{HEADERS}{plain}"),
+        ),
+        (
+            b"GET /ping HTTP/1.1\r\nHost: a b\r\n\r\n",
+            format!("HTTP/1.1 {malformed}{HEADERS}{malformed}"),
+        ),
+    ];
+    for (request, want) in cases {
+        let mut conn = HttpConn::connect(addr)?;
+        conn.send_raw(request)?;
+        let got = String::from_utf8_lossy(&conn.read_to_close()?).into_owned();
+        if got != want {
+            bail!(
+                "{:?}: got {got:?}, want {want:?}",
+                String::from_utf8_lossy(request)
+            );
+        }
+    }
+    let mut conn = HttpConn::connect(addr)?;
+    conn.send_raw(b"GET /ping HTTP/1.0\r\n\r\n")?;
+    let got = String::from_utf8_lossy(&conn.read_to_close()?).into_owned();
+    if !got.contains(" 200 OK\r\n") || !got.ends_with("\r\n\r\nOK") {
+        bail!("HTTP/1.0 without Host: got {got:?}");
+    }
+    Ok(())
+}

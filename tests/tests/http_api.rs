@@ -423,3 +423,10 @@ fn v2_magic_on_http_port_gets_400() -> Result<()> {
     ensure!(text.starts_with("HTTP/1.1 400"), "got {text:?}");
     Ok(())
 }
+
+/// Strict HTTP/1.1 Host rules, as Go's server (which nsqd runs on) applies.
+#[test]
+fn host_header_is_required_as_go_requires_it() -> Result<()> {
+    let nsqd = TestNsqd::start(&[])?;
+    nsq_tests::http::check_host_rules(nsqd.http_addr())
+}

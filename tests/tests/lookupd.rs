@@ -727,3 +727,10 @@ fn tokio_nsq_consumer_discovers_nsqd() -> Result<()> {
     assert_eq!(body, b"found you");
     Ok(())
 }
+
+/// Strict HTTP/1.1 Host rules on nsqlookupd's HTTP port, as on nsqd's.
+#[test]
+fn host_header_is_required_as_go_requires_it() -> Result<()> {
+    let lookupd = start()?;
+    http::check_host_rules(lookupd.http_addr())
+}

@@ -14,6 +14,9 @@
 //!   arrives, and [`encode_error`] writes Go's exact `400 Bad Request` answer;
 //! - a header section above [`MAX_HEADER_BYTES`] is 431, an unknown
 //!   `Transfer-Encoding` is 501, an `Expect` other than `100-continue` is 417;
+//! - an HTTP/1.1 request without a `Host` header, a request with more than
+//!   one, or a malformed one is 400, as Go's server answers (HTTP/1.0 needs
+//!   no `Host`);
 //! - the query string is parsed like Go's `url.ParseQuery`, whose error nsqd
 //!   turns into `400 INVALID_REQUEST`, so a bad query is reported in
 //!   [`Request::query_error`] instead of failing the whole request.
@@ -48,6 +51,11 @@ pub enum HttpError {
     /// Not a valid HTTP/1.x request (400). The text is for logs only.
     #[error("malformed HTTP request: {0}")]
     BadRequest(&'static str),
+    /// A Host header Go's server rejects (400), with the reason it puts in
+    /// the status line and body: `missing required Host header` for an
+    /// HTTP/1.1 request without one (RFC 9112 §3.2), `malformed Host header`.
+    #[error("bad request: {0}")]
+    BadHost(&'static str),
     /// The header section exceeds [`MAX_HEADER_BYTES`] (431).
     #[error("request header section larger than {MAX_HEADER_BYTES} bytes")]
     HeaderTooLarge,
@@ -75,7 +83,7 @@ impl HttpError {
     /// The HTTP status code this error is answered with.
     pub fn status(&self) -> u16 {
         match self {
-            HttpError::BadRequest(_) => 400,
+            HttpError::BadRequest(_) | HttpError::BadHost(_) => 400,
             HttpError::HeaderTooLarge => 431,
             HttpError::BodyTooLarge { .. } => 413,
             HttpError::UnsupportedTransferEncoding => 501,

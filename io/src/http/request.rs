@@ -230,9 +230,12 @@ fn finish_head(
     let mut conn_close = false;
     let mut conn_keep_alive = false;
     let mut expect: Option<bool> = None;
+    let mut hosts: Vec<&[u8]> = Vec::new();
 
     for (name, value) in &headers {
-        if name.eq_ignore_ascii_case("content-length") {
+        if name.eq_ignore_ascii_case("host") {
+            hosts.push(value);
+        } else if name.eq_ignore_ascii_case("content-length") {
             let parsed = parse_content_length(value)?;
             match content_length {
                 Some(previous) if previous != parsed => {
@@ -257,6 +260,12 @@ fn finish_head(
         }
     }
 
+    // Go: more than one Host is refused before the body framing is looked
+    // at (a plain 400), whatever the version.
+    if hosts.len() > 1 {
+        return Err(HttpError::BadRequest("too many Host headers"));
+    }
+
     // Go ignores Transfer-Encoding on HTTP/1.0 requests (golang/go#12785)
     // and lets it override Content-Length on HTTP/1.1.
     let framing = if minor >= 1 && transfer_encodings > 0 {
@@ -276,6 +285,18 @@ fn finish_head(
         None => false,
     };
 
+    // Go's server, after the framing: HTTP/1.1 requires a Host (RFC 9112
+    // §3.2; CONNECT aside), and one that is present must be well formed.
+    match hosts.first() {
+        None if minor >= 1 && method != "CONNECT" => {
+            return Err(HttpError::BadHost("missing required Host header"));
+        }
+        Some(host) if !valid_host(host) => {
+            return Err(HttpError::BadHost("malformed Host header"));
+        }
+        _ => {}
+    }
+
     let keep_alive = if minor >= 1 {
         !conn_close
     } else {
@@ -291,6 +312,13 @@ fn finish_head(
         keep_alive,
         expect_continue,
     })
+}
+
+/// Go's `httpguts.ValidHostHeader`: only the bytes a host, a port, an IPv6
+/// literal or a registered name's sub-delimiters use (an empty Host is valid).
+fn valid_host(host: &[u8]) -> bool {
+    host.iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"!$%&'()*+,-.:;=[]_~".contains(&b))
 }
 
 /// Go: `strconv.ParseUint(trimmed, 10, 63)`; no sign, no list, no spaces inside.

@@ -53,6 +53,11 @@ pub fn encode_error(buf: &mut BytesMut, err: &HttpError) {
     };
     match err {
         HttpError::BadRequest(_) => raw(buf, b"400 Bad Request", b"400 Bad Request"),
+        HttpError::BadHost(reason) => {
+            // Go's badRequestError: the reason goes into the status line too.
+            let text = format!("400 Bad Request: {reason}");
+            raw(buf, text.as_bytes(), text.as_bytes())
+        }
         HttpError::HeaderTooLarge => raw(
             buf,
             b"431 Request Header Fields Too Large",

@@ -34,7 +34,7 @@ fn simple_get() {
 
 #[test]
 fn pipelined_requests_come_out_in_order() {
-    let input = b"POST /pub?topic=a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /ping HTTP/1.1\r\n\r\nPOST /pub?topic=b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+    let input = b"POST /pub?topic=a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /ping HTTP/1.1\r\nHost: x\r\n\r\nPOST /pub?topic=b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
     let reqs = decode_all(input, 1024).unwrap();
     assert_eq!(reqs.len(), 3);
     assert_eq!(&reqs[0].body[..], b"hello");
@@ -45,8 +45,8 @@ fn pipelined_requests_come_out_in_order() {
 
 #[test]
 fn byte_at_a_time_matches_whole() {
-    let input: &[u8] = b"POST /mpub?topic=t&binary=false HTTP/1.1\r\nContent-Length: 7\r\n\r\na\nb\nc\n\
-POST /pub?topic=t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n";
+    let input: &[u8] = b"POST /mpub?topic=t&binary=false HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\na\nb\nc\n\
+POST /pub?topic=t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n";
     let whole = decode_all(input, 1024).unwrap();
     assert_eq!(whole.len(), 2);
     let mut b = BytesMut::new();
@@ -64,7 +64,7 @@ POST /pub?topic=t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r
 #[test]
 fn every_split_point_gives_the_same_request() {
     let input: &[u8] =
-        b"PUT /config/log_level HTTP/1.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfatal";
+        b"PUT /config/log_level HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfatal";
     let whole = decode_all(input, 64).unwrap();
     for split in 0..input.len() {
         let mut b = buf(&input[..split]);
@@ -79,7 +79,7 @@ fn every_split_point_gives_the_same_request() {
 
 #[test]
 fn chunked_body_is_reassembled() {
-    let mut b = buf(b"POST /pub?topic=t HTTP/1.1\r\nTransfer-Encoding: Chunked\r\nContent-Length: 99\r\n\r\n4\r\nWiki\r\n5 \r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\nNEXT");
+    let mut b = buf(b"POST /pub?topic=t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nContent-Length: 99\r\n\r\n4\r\nWiki\r\n5 \r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\nNEXT");
     let req = decode_request(&mut b, 1024).unwrap().unwrap();
     assert_eq!(&req.body[..], b"Wikipedia in\r\n\r\nchunks.");
     assert_eq!(&b[..], b"NEXT");
@@ -87,29 +87,30 @@ fn chunked_body_is_reassembled() {
 
 #[test]
 fn chunked_errors() {
-    let bad_size = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+    let bad_size = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
     assert!(matches!(
         decode_request(&mut buf(bad_size), 1024),
         Err(HttpError::BadRequest(_))
     ));
-    let bad_crlf = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\naXY";
+    let bad_crlf = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\naXY";
     assert!(matches!(
         decode_request(&mut buf(bad_crlf), 1024),
         Err(HttpError::BadRequest(_))
     ));
     let too_big =
-        b"POST /mpub HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n";
+        b"POST /mpub HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n";
     assert!(matches!(
         decode_request(&mut buf(too_big), 10),
         Err(HttpError::BodyTooLarge { ref path, limit: 10, .. }) if path == "/mpub"
     ));
-    let huge = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n";
+    let huge =
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n";
     assert!(matches!(
         decode_request(&mut buf(huge), usize::MAX),
         Err(HttpError::BodyTooLarge { .. })
     ));
     let long_line = [
-        &b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;"[..],
+        &b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;"[..],
         &[b'x'; MAX_CHUNK_LINE],
     ]
     .concat();
@@ -121,7 +122,7 @@ fn chunked_errors() {
 
 #[test]
 fn transfer_encoding_rules() {
-    let gzip = b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n";
+    let gzip = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n";
     assert_eq!(
         decode_request(&mut buf(gzip), 1024),
         Err(HttpError::UnsupportedTransferEncoding)
@@ -135,10 +136,10 @@ fn transfer_encoding_rules() {
 #[test]
 fn content_length_rules() {
     for bad in [
-        &b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"[..],
-        b"POST / HTTP/1.1\r\nContent-Length: 1,1\r\n\r\n",
-        b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1,1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
     ] {
         assert!(
             matches!(
@@ -149,12 +150,13 @@ fn content_length_rules() {
             String::from_utf8_lossy(bad)
         );
     }
-    let same_twice = b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx";
+    let same_twice =
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx";
     assert!(decode_request(&mut buf(same_twice), 1024)
         .unwrap()
         .is_some());
     // The limit is enforced from the header, before the body arrives.
-    let big = b"POST /pub?topic=t HTTP/1.1\r\nContent-Length: 2000\r\n\r\n";
+    let big = b"POST /pub?topic=t HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n";
     assert_eq!(
         decode_request(&mut buf(big), 1024),
         Err(HttpError::BodyTooLarge {
@@ -167,7 +169,7 @@ fn content_length_rules() {
 
 #[test]
 fn expect_continue() {
-    let head = b"POST /mpub?topic=t HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n";
+    let head = b"POST /mpub?topic=t HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n";
     assert!(!needs_continue(&head[..head.len() - 1]));
     let mut b = buf(head);
     assert_eq!(decode_request(&mut b, 1024).unwrap(), None);
@@ -178,13 +180,14 @@ fn expect_continue() {
     let req = decode_request(&mut b, 1024).unwrap().unwrap();
     assert_eq!(&req.body[..], b"abc");
 
-    let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-Continue\r\n\r\n";
+    let chunked =
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-Continue\r\n\r\n";
     assert!(needs_continue(chunked));
-    let empty = b"POST / HTTP/1.1\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n";
+    let empty = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n";
     assert!(!needs_continue(empty));
     let http10 = b"POST / HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n";
     assert!(!needs_continue(http10));
-    let other = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nExpect: something\r\n\r\n";
+    let other = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: something\r\n\r\n";
     assert!(!needs_continue(other));
     assert_eq!(
         decode_request(&mut buf(other), 1024),
@@ -195,12 +198,15 @@ fn expect_continue() {
 #[test]
 fn keep_alive_rules() {
     let cases: [(&[u8], bool); 5] = [
-        (b"GET / HTTP/1.1\r\n\r\n", true),
-        (b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n", false),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", true),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n",
+            false,
+        ),
         (b"GET / HTTP/1.0\r\n\r\n", false),
         (b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true),
         (
-            b"GET / HTTP/1.1\r\nConnection: upgrade, close\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade, close\r\n\r\n",
             false,
         ),
     ];
@@ -218,7 +224,7 @@ fn keep_alive_rules() {
 #[test]
 fn query_and_path_decoding() {
     let input =
-        b"GET /a%2Fb+c?topic=a%2Fb&msg=hello+world&flag&empty=&x=1&x=2&&t%41g=%41 HTTP/1.1\r\n\r\n";
+        b"GET /a%2Fb+c?topic=a%2Fb&msg=hello+world&flag&empty=&x=1&x=2&&t%41g=%41 HTTP/1.1\r\nHost: x\r\n\r\n";
     let req = decode_request(&mut buf(input), 0).unwrap().unwrap();
     assert_eq!(req.path, "/a/b+c");
     assert_eq!(req.query_get("topic"), Some("a/b"));
@@ -230,18 +236,18 @@ fn query_and_path_decoding() {
     assert_eq!(req.query_get("tAg"), Some("A"));
     assert!(!req.query_error);
 
-    let bad = b"GET /stats?topic=%zz&format=json HTTP/1.1\r\n\r\n";
+    let bad = b"GET /stats?topic=%zz&format=json HTTP/1.1\r\nHost: x\r\n\r\n";
     let req = decode_request(&mut buf(bad), 0).unwrap().unwrap();
     assert!(req.query_error);
     assert_eq!(req.query_get("format"), Some("json"));
     assert!(!req.query_has("topic"));
 
-    let semi = b"GET /stats?a=1;b=2&c=3 HTTP/1.1\r\n\r\n";
+    let semi = b"GET /stats?a=1;b=2&c=3 HTTP/1.1\r\nHost: x\r\n\r\n";
     let req = decode_request(&mut buf(semi), 0).unwrap().unwrap();
     assert!(req.query_error);
     assert_eq!(req.query, vec![("c".to_owned(), "3".to_owned())]);
 
-    let bad_path = b"GET /a%zz HTTP/1.1\r\n\r\n";
+    let bad_path = b"GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n";
     assert!(matches!(
         decode_request(&mut buf(bad_path), 0),
         Err(HttpError::BadRequest(_))
@@ -250,16 +256,16 @@ fn query_and_path_decoding() {
 
 #[test]
 fn request_target_forms() {
-    let absolute = b"GET http://127.0.0.1:4151/ping?x=1 HTTP/1.1\r\n\r\n";
+    let absolute = b"GET http://127.0.0.1:4151/ping?x=1 HTTP/1.1\r\nHost: x\r\n\r\n";
     let req = decode_request(&mut buf(absolute), 0).unwrap().unwrap();
     assert_eq!(req.path, "/ping");
     assert_eq!(req.query_get("x"), Some("1"));
-    let star = b"OPTIONS * HTTP/1.1\r\n\r\n";
+    let star = b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n";
     assert_eq!(
         decode_request(&mut buf(star), 0).unwrap().unwrap().path,
         "*"
     );
-    let relative = b"GET ping HTTP/1.1\r\n\r\n";
+    let relative = b"GET ping HTTP/1.1\r\nHost: x\r\n\r\n";
     assert!(matches!(
         decode_request(&mut buf(relative), 0),
         Err(HttpError::BadRequest(_))
@@ -272,10 +278,10 @@ fn nsq_magic_is_rejected_at_once() {
         &b"  V2"[..],
         b" ",
         b"  V2IDENTIFY\n",
-        b"/pub HTTP/1.1\r\n",
+        b"/pub HTTP/1.1\r\nHost: x\r\n",
         b"GET /\r\n\r\n",
         b"GET / HTTP/2.0\r\n\r\n",
-        b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
     ] {
         assert!(
             matches!(
@@ -296,7 +302,7 @@ fn nsq_magic_is_rejected_at_once() {
 
 #[test]
 fn header_section_limit() {
-    let mut input = b"GET / HTTP/1.1\r\nX: ".to_vec();
+    let mut input = b"GET / HTTP/1.1\r\nHost: x\r\nX: ".to_vec();
     input.resize(MAX_HEADER_BYTES + 1, b'a');
     assert_eq!(
         decode_request(&mut buf(&input), 0),
@@ -311,24 +317,24 @@ fn header_section_limit() {
 
 #[test]
 fn many_headers_are_accepted() {
-    let mut input = b"GET / HTTP/1.1\r\n".to_vec();
+    let mut input = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
     for i in 0..500 {
         input.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
     }
     input.extend_from_slice(b"\r\n");
     let req = decode_request(&mut buf(&input), 0).unwrap().unwrap();
-    assert_eq!(req.headers.len(), 500);
+    assert_eq!(req.headers.len(), 501);
 }
 
 #[test]
 fn body_is_zero_copy_view_of_the_buffer() {
-    let mut b = buf(b"POST /pub HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody");
+    let mut b = buf(b"POST /pub HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody");
     let start = b.as_ptr() as usize;
     let req = decode_request(&mut b, 16).unwrap().unwrap();
     let offset = req.body.as_ptr() as usize - start;
     assert_eq!(
         offset,
-        b"POST /pub HTTP/1.1\r\nContent-Length: 4\r\n\r\n".len()
+        b"POST /pub HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n".len()
     );
 }
 
@@ -371,7 +377,7 @@ fn garbage_never_panics() {
     for _ in 0..20_000 {
         let len = (next() % 200) as usize;
         let mut input: Vec<u8> = if next() % 2 == 0 {
-            b"POST /pub?topic=t HTTP/1.1\r\n".to_vec()
+            b"POST /pub?topic=t HTTP/1.1\r\nHost: x\r\n".to_vec()
         } else {
             Vec::new()
         };
@@ -392,4 +398,57 @@ fn garbage_never_panics() {
         }
         let _ = needs_continue(&input);
     }
+}
+
+#[test]
+fn host_header_rules_follow_go() {
+    // HTTP/1.1 needs exactly one well-formed Host (RFC 9112 §3.2).
+    let missing = b"GET /ping HTTP/1.1\r\n\r\n";
+    assert_eq!(
+        decode_all(missing, 0).unwrap_err(),
+        HttpError::BadHost("missing required Host header")
+    );
+    let twice = b"GET /ping HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n";
+    assert_eq!(decode_all(twice, 0).unwrap_err().status(), 400);
+    let malformed = b"GET /ping HTTP/1.1\r\nHost: a b\r\n\r\n";
+    assert_eq!(
+        decode_all(malformed, 0).unwrap_err(),
+        HttpError::BadHost("malformed Host header")
+    );
+    // HTTP/1.0 may leave it out, but not send two.
+    assert_eq!(
+        decode_all(b"GET /ping HTTP/1.0\r\n\r\n", 0).unwrap().len(),
+        1
+    );
+    let twice_10 = b"GET /ping HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n";
+    assert_eq!(decode_all(twice_10, 0).unwrap_err().status(), 400);
+    // An empty Host, ports and IPv6 literals are fine.
+    for ok in [
+        &b"GET / HTTP/1.1\r\nHost:\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1:4151\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: [::1]:4151\r\n\r\n",
+    ] {
+        assert_eq!(
+            decode_all(ok, 0).unwrap().len(),
+            1,
+            "{:?}",
+            String::from_utf8_lossy(ok)
+        );
+    }
+}
+
+#[test]
+fn host_errors_are_encoded_as_go_does() {
+    let mut out = BytesMut::new();
+    encode_error(
+        &mut out,
+        &HttpError::BadHost("missing required Host header"),
+    );
+    assert_eq!(
+        &out[..],
+        &b"HTTP/1.1 400 Bad Request: missing required Host header\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request: missing required Host header"[..]
+    );
+    let mut out = BytesMut::new();
+    encode_error(&mut out, &HttpError::BadRequest("too many Host headers"));
+    assert!(out.ends_with(b"\r\n\r\n400 Bad Request"));
 }
