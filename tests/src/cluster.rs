@@ -74,6 +74,29 @@ impl Daemon {
         Self::spawn_new("nsqlookupd", argv, tcp, http, None)
     }
 
+    /// Any daemon given as a full command line (`argv[0]` the binary) on the
+    /// given addresses; `nsqd` also waits for its "ready" log line.
+    pub fn from_argv(
+        name: &str,
+        argv: Vec<String>,
+        tcp: SocketAddr,
+        http: SocketAddr,
+    ) -> Result<Daemon> {
+        let mut d = Daemon {
+            name: name.to_string(),
+            argv,
+            tcp,
+            http,
+            child: None,
+            log_dir: TempDir::new("nsq-cluster-log")?,
+            starts: 0,
+            ready_line: (name == "nsqd").then_some("INFO: ready"),
+            _data: None,
+        };
+        d.spawn()?;
+        Ok(d)
+    }
+
     /// `nsqd` on the given loopback addresses, with its own temporary data
     /// directory.
     pub fn nsqd_on(tcp: SocketAddr, http: SocketAddr, extra: &[&str]) -> Result<Daemon> {
