@@ -69,6 +69,23 @@ fn domain_of(addr: SocketAddr) -> socket2::Domain {
     }
 }
 
+/// Resolve `host:port` without blocking the shard: an IP literal is parsed
+/// in place; a name goes to the blocking pool (getaddrinfo can take seconds).
+pub async fn resolve(addr: &str) -> io::Result<SocketAddr> {
+    if let Ok(sock) = addr.parse::<SocketAddr>() {
+        return Ok(sock);
+    }
+    let name = addr.to_string();
+    glommio::executor()
+        .spawn_blocking(move || {
+            use std::net::ToSocketAddrs;
+            name.to_socket_addrs()?.next().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, format!("{name}: no address"))
+            })
+        })
+        .await
+}
+
 /// Reserve `addr` (resolving port 0 to a real port) with SO_REUSEPORT but
 /// without listening, so every shard can then bind the same port. The
 /// returned socket must be kept until the shards have bound, then dropped; a

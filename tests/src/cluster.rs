@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::http;
 use crate::lookupd::nsqlookupd_bin;
-use crate::{kill_with_parent, nsqd_bin, TempDir, TestNsqd, STARTUP_TIMEOUT};
+use crate::{kill_with_parent, nsqd_bin, wait_until, TempDir, TestNsqd, STARTUP_TIMEOUT};
 
 /// How long registration changes may take to show in lookupd.
 pub const REGISTER: Duration = Duration::from_secs(15);
@@ -70,6 +70,11 @@ impl Daemon {
             format!("--tcp-address={tcp}"),
             format!("--http-address={http}"),
         ];
+        // nsqd asks a lookupd's broadcast address for a new topic's channels:
+        // make it the address it listens on, not the host name's.
+        if !extra.iter().any(|a| a.contains("broadcast-address")) {
+            argv.push(format!("--broadcast-address={}", tcp.ip()));
+        }
         argv.extend(extra.iter().map(|s| s.to_string()));
         Self::spawn_new("nsqlookupd", argv, tcp, http, None)
     }
@@ -834,4 +839,31 @@ impl Drop for Netns {
             let _ = ip(&["netns", "del", name]);
         }
     }
+}
+
+/// nsqd broadcasting 127.0.0.1 and registering with `lookupds` (one shard
+/// unless `extra` says otherwise).
+pub fn nsqd(lookupds: &[&Daemon], extra: &[&str]) -> Result<TestNsqd> {
+    let mut args: Vec<String> = vec!["--broadcast-address=127.0.0.1".into()];
+    args.extend(
+        lookupds
+            .iter()
+            .map(|l| format!("--lookupd-tcp-address={}", l.tcp_addr())),
+    );
+    args.extend(extra.iter().map(|s| s.to_string()));
+    if !extra.iter().any(|a| a.starts_with("--shards")) {
+        args.push("--shards=1".into()); // the default is one per CPU
+    }
+    let n = TestNsqd::start(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    // /ping answers from the first shard up; "ready" means all are.
+    wait_until(STARTUP_TIMEOUT, "nsqd to log `ready`", || {
+        Ok(n.stderr().contains("INFO: ready"))
+    })
+    .with_context(|| {
+        format!(
+            "nsqd {} answers /ping but not every shard started (its log follows)",
+            n.http_addr()
+        )
+    })?;
+    Ok(n)
 }

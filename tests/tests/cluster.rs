@@ -10,42 +10,16 @@ use std::time::Duration;
 use anyhow::{anyhow, ensure, Context, Result};
 use nsq_tests::cluster::{
     call_ok, channel_producers, channels, eventually, get_json, key, keys, lookupd_nodes,
-    lookupd_producers, netns_unavailable, node_topics, post, set, strings, wait_channel_producers,
-    wait_lookup, wait_nodes, Daemon, Netns, PynsqReader, Received, REGISTER,
+    lookupd_producers, netns_unavailable, node_topics, nsqd, post, set, strings,
+    wait_channel_producers, wait_lookup, wait_nodes, Daemon, Netns, PynsqReader, Received,
+    REGISTER,
 };
-use nsq_tests::{consumer, unique_name, wait_until, TestNsqd, STARTUP_TIMEOUT};
+use nsq_tests::{consumer, unique_name, TestNsqd};
 use serde_json::{json, Value};
 
 /// How long a restarted lookupd may take to be healed (backoff max 15 s,
 /// and an idle nsqd notices a dead lookupd at its next 15 s PING).
 const HEAL: Duration = Duration::from_secs(35);
-
-/// nsqd broadcasting 127.0.0.1 and registering with `lookupds` (one shard
-/// unless `extra` says otherwise).
-fn nsqd(lookupds: &[&Daemon], extra: &[&str]) -> Result<TestNsqd> {
-    let mut args: Vec<String> = vec!["--broadcast-address=127.0.0.1".into()];
-    args.extend(
-        lookupds
-            .iter()
-            .map(|l| format!("--lookupd-tcp-address={}", l.tcp_addr())),
-    );
-    args.extend(extra.iter().map(|s| s.to_string()));
-    if !extra.iter().any(|a| a.starts_with("--shards")) {
-        args.push("--shards=1".into()); // the default is one per CPU
-    }
-    let n = TestNsqd::start(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
-    // /ping answers from the first shard up; "ready" means all are.
-    wait_until(STARTUP_TIMEOUT, "nsqd to log `ready`", || {
-        Ok(n.stderr().contains("INFO: ready"))
-    })
-    .with_context(|| {
-        format!(
-            "nsqd {} answers /ping but not every shard started (its log follows)",
-            n.http_addr()
-        )
-    })?;
-    Ok(n)
-}
 
 /// Topics and channels created on nsqd (PUB, SUB, /topic/create,
 /// /channel/create) appear in both lookupds' /lookup, /topics, /channels and

@@ -35,6 +35,11 @@ use nsq_io::signal::Signal;
 use std::path::PathBuf;
 use tasks::lookupd::Event;
 
+/// Longest a new topic's parts wait for its channels to be pre-created from
+/// nsqlookupd before handing messages out anyway: above the query's own
+/// bounds (connect plus request timeout, as nsqd's http client).
+const PRECREATE_HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Addresses every shard listens on (same ports on all shards, SO_REUSEPORT).
 #[derive(Debug, Clone, Copy)]
 pub struct Listen {
@@ -126,7 +131,7 @@ impl Shard {
     /// so no announcement is needed: each shard builds the full picture.
     pub fn restore(self: &Rc<Self>, topics: &[TopicMeta]) {
         for meta in topics {
-            let part = self.create_local_topic(&meta.name);
+            let part = self.open_topic_part(&meta.name);
             part.set_paused(meta.paused);
             for channel in meta.channels.iter().flatten() {
                 let owner = routing::owner_of(&meta.name, &channel.name, self.shards);
@@ -326,14 +331,77 @@ impl Shard {
         let name = name.to_string();
         glommio::spawn_local(async move {
             shard
-                .broadcast_others(ControlOp::CreateTopic(name), false)
+                .broadcast_others(ControlOp::CreateTopic(name.clone()), false)
                 .await;
+            if shard.precreates_channels() {
+                shard.precreate_channels(&name).await;
+            }
         })
         .detach();
         topic
     }
 
+    /// Whether a new topic's channels are pre-created from nsqlookupd (nsqd
+    /// does so whenever nsqlookupd addresses are configured).
+    fn precreates_channels(&self) -> bool {
+        !self.lookupd_addresses.borrow().is_empty()
+    }
+
+    /// nsqd's `GetTopic` for a new topic: ask nsqlookupd for the topic's
+    /// channels and create them (ephemeral ones excepted: they exist only
+    /// with a consumer), then start the topic's parts on every shard. Until
+    /// then the parts keep their messages, so a channel known to the cluster
+    /// misses none published before its first consumer connects here.
+    async fn precreate_channels(self: &Rc<Self>, topic: &str) {
+        let names = match self
+            .call(0, ControlOp::LookupdChannels(topic.to_string()))
+            .await
+        {
+            ControlReply::Channels(names) => names,
+            _ => Vec::new(),
+        };
+        for channel in names {
+            if nsq_proto::names::is_ephemeral(&channel)
+                || !nsq_proto::names::is_valid_channel_name(&channel)
+            {
+                continue;
+            }
+            let owner = routing::owner_of(topic, &channel, self.shards);
+            let op = ControlOp::CreateChannel(topic.to_string(), channel.clone());
+            self.call(owner, op).await;
+        }
+        for to in 0..self.shards {
+            self.call(to, ControlOp::StartTopic(topic.to_string()))
+                .await;
+        }
+    }
+
+    /// Create the local part of a topic that exists (or is being created)
+    /// elsewhere, without announcing it. While channels are pre-created from
+    /// nsqlookupd, the part is held until the creating shard's `StartTopic`;
+    /// a timer bounds the hold in case that never comes (the creating shard
+    /// saw the topic deleted and recreated meanwhile, say).
     fn create_local_topic(self: &Rc<Self>, name: &str) -> Rc<Topic> {
+        if let Some(t) = self.topic(name) {
+            return t;
+        }
+        let topic = self.open_topic_part(name);
+        if self.precreates_channels() {
+            topic.hold();
+            let part = Rc::downgrade(&topic);
+            glommio::spawn_local(async move {
+                glommio::timer::sleep(PRECREATE_HOLD_MAX).await;
+                if let Some(part) = part.upgrade() {
+                    part.start();
+                }
+            })
+            .detach();
+        }
+        topic
+    }
+
+    /// Open a topic part and register it (startup restore: never held).
+    fn open_topic_part(self: &Rc<Self>, name: &str) -> Rc<Topic> {
         if let Some(t) = self.topic(name) {
             return t;
         }
@@ -469,6 +537,22 @@ impl Shard {
             ControlOp::CreateTopic(name) => {
                 self.create_local_topic(&name);
                 ControlReply::Ok
+            }
+            ControlOp::StartTopic(name) => {
+                if let Some(part) = self.topic(&name) {
+                    part.start();
+                }
+                ControlReply::Ok
+            }
+            ControlOp::LookupdChannels(topic) => {
+                let names = match &self.lookup {
+                    Some(lookup) => {
+                        let configured = !self.lookupd_addresses.borrow().is_empty();
+                        lookup.topic_channels(&topic, configured).await
+                    }
+                    None => Vec::new(),
+                };
+                ControlReply::Channels(names)
             }
             ControlOp::DeleteTopic(name) => {
                 if self.delete_local_topic(&name) {

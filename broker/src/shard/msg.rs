@@ -72,6 +72,12 @@ pub struct Handoff {
 pub enum ControlOp {
     /// Make sure a topic part exists.
     CreateTopic(String),
+    /// Start a topic part held while its channels were pre-created from
+    /// nsqlookupd (sent by the shard that created the topic).
+    StartTopic(String),
+    /// Ask nsqlookupd which channels a new topic has (shard 0 only: it holds
+    /// the nsqlookupd peers). Answered with [`ControlReply::Channels`].
+    LookupdChannels(String),
     /// Delete the topic part and local channels.
     DeleteTopic(String),
     /// Drop the part's queued messages.
@@ -137,4 +143,6 @@ pub enum ControlReply {
     Metadata(Vec<TopicMeta>),
     /// A shard's partial stats.
     Stats(Vec<TopicStats>, Vec<ClientStats>),
+    /// Channel names nsqlookupd knows for a topic.
+    Channels(Vec<String>),
 }

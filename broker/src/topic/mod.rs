@@ -102,6 +102,10 @@ pub struct Topic {
     synced: Broadcast,
     channels: RefCell<Vec<ChannelRef>>,
     paused: Cell<bool>,
+    /// Created while nsqlookupd is configured: the pump waits until the
+    /// topic's channels known to nsqlookupd exist (nsqd starts a new topic's
+    /// messagePump only after pre-creating them), so none misses a message.
+    held: Cell<bool>,
     deleted: Cell<bool>,
     /// Shutting down: the pump stops handing messages out.
     closing: Cell<bool>,
@@ -149,6 +153,7 @@ impl Topic {
             synced: Broadcast::new(),
             channels: RefCell::new(Vec::new()),
             paused: Cell::new(false),
+            held: Cell::new(false),
             deleted: Cell::new(false),
             closing: Cell::new(false),
             pumping: Cell::new(false),
@@ -340,6 +345,19 @@ impl Topic {
             .collect()
     }
 
+    /// Keep messages here until [`Topic::start`]: channels are being
+    /// pre-created from nsqlookupd.
+    pub fn hold(&self) {
+        self.held.set(true);
+    }
+
+    /// Start handing messages to channels (after [`Topic::hold`]).
+    pub fn start(&self) {
+        if self.held.replace(false) {
+            self.wake.notify();
+        }
+    }
+
     /// Pause or unpause: a paused topic keeps its messages.
     pub fn set_paused(&self, paused: bool) {
         self.paused.set(paused);
@@ -524,7 +542,7 @@ async fn pump(topic: Weak<Topic>, shard: Weak<Shard>) {
             if t.deleted.get() || t.closing.get() {
                 return;
             }
-            if t.paused.get() || t.channels.borrow().is_empty() {
+            if t.paused.get() || t.held.get() || t.channels.borrow().is_empty() {
                 break;
             }
             let (batch, positions) = t.take_batch();

@@ -25,10 +25,12 @@
 //! connection: the buffer is left as it was and cannot be resynchronised.
 //!
 //! Layout: `request.rs` decodes the request line, headers and query;
+//! `client.rs` is a small async GET client for the control plane;
 //! `chunked.rs` reassembles a `Transfer-Encoding: chunked` body;
 //! `response.rs` encodes answers.
 
 mod chunked;
+pub mod client;
 mod request;
 mod response;
 #[cfg(test)]

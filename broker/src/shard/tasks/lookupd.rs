@@ -56,10 +56,18 @@ impl Event {
     }
 }
 
+/// nsqd's timeouts for HTTP calls to nsqlookupd (`--http-client-connect-timeout`
+/// and `--http-client-request-timeout` defaults).
+const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One lookupd peer's pending events.
 #[derive(Debug)]
 struct Peer {
     addr: String,
+    /// `broadcast_address:http_port` from the peer's IDENTIFY answer (kept
+    /// after a disconnect, as nsqd keeps `lookupPeer.Info`).
+    http_addr: RefCell<Option<String>>,
     events: RefCell<VecDeque<Event>>,
     wake: Signal,
     stopped: Cell<bool>,
@@ -78,6 +86,54 @@ impl Lookup {
             peer.events.borrow_mut().push_back(event.clone());
             peer.wake.notify();
         }
+    }
+
+    /// The HTTP addresses of the peers that identified themselves.
+    pub fn http_addrs(&self) -> Vec<String> {
+        self.peers
+            .borrow()
+            .iter()
+            .filter_map(|p| p.http_addr.borrow().clone())
+            .collect()
+    }
+
+    /// nsqd's `GetLookupdTopicChannels`: the union of `/channels?topic=`
+    /// over every nsqlookupd, asked concurrently; a failing one is logged
+    /// and skipped. `configured`: nsqlookupd addresses are set (none having
+    /// answered yet is then worth an error line, as in nsqd).
+    pub async fn topic_channels(&self, topic: &str, configured: bool) -> Vec<String> {
+        let addrs = self.http_addrs();
+        if addrs.is_empty() {
+            if configured {
+                crate::log_error!(
+                    "no available nsqlookupd to query for channels to pre-create for topic {topic}"
+                );
+            }
+            return Vec::new();
+        }
+        let target = format!("/channels?topic={}", query_escape(topic));
+        let tasks: Vec<_> = addrs
+            .into_iter()
+            .map(|addr| {
+                let target = target.clone();
+                glommio::spawn_local(async move {
+                    let result = lookupd_channels(&addr, &target).await;
+                    (addr, result)
+                })
+            })
+            .collect();
+        let mut names: Vec<String> = Vec::new();
+        for task in tasks {
+            match task.await {
+                (_, Ok(found)) => names.extend(found),
+                (addr, Err(e)) => crate::log_warn!(
+                    "failed to query nsqlookupd ({addr}) for channels to pre-create for topic {topic} - {e}"
+                ),
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Make the peer set match `addrs`: start new peers, stop removed ones.
@@ -99,6 +155,7 @@ impl Lookup {
             crate::log_info!("LOOKUP({addr}): adding peer");
             let peer = Rc::new(Peer {
                 addr: addr.clone(),
+                http_addr: RefCell::new(None),
                 events: RefCell::new(VecDeque::new()),
                 wake: Signal::new(),
                 stopped: Cell::new(false),
@@ -107,6 +164,68 @@ impl Lookup {
             peers.push(peer);
         }
     }
+}
+
+/// `GET /channels?topic=` on one nsqlookupd: `{"channels":[...]}`.
+async fn lookupd_channels(addr: &str, target: &str) -> io::Result<Vec<String>> {
+    let user_agent = format!("nsqd/{}", crate::config::NSQD_VERSION);
+    let headers = [
+        ("Accept", "application/vnd.nsq; version=1.0"),
+        ("User-Agent", user_agent.as_str()),
+    ];
+    let resp = nsq_io::http::client::get(
+        addr,
+        target,
+        &headers,
+        HTTP_CONNECT_TIMEOUT,
+        HTTP_REQUEST_TIMEOUT,
+    )
+    .await?;
+    if resp.status != 200 {
+        return Err(io::Error::other(format!(
+            "got response {} {}",
+            resp.status,
+            String::from_utf8_lossy(&resp.body)
+        )));
+    }
+    #[derive(serde::Deserialize)]
+    struct Channels {
+        channels: Vec<String>,
+    }
+    serde_json::from_slice::<Channels>(&resp.body)
+        .map(|c| c.channels)
+        .map_err(|e| io::Error::other(format!("bad /channels answer: {e}")))
+}
+
+/// Percent-encode a query value (topic names are `[.a-zA-Z0-9_-]` plus
+/// `#ephemeral`: only `#` needs it, but be exact for any byte).
+fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// What a peer's IDENTIFY answer says its HTTP address is.
+fn peer_http_addr(identify: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Info {
+        broadcast_address: String,
+        http_port: u16,
+    }
+    let info: Info = serde_json::from_slice(identify).ok()?;
+    if info.broadcast_address.is_empty() {
+        return None;
+    }
+    Some(match info.broadcast_address.parse::<std::net::Ipv6Addr>() {
+        Ok(_) => format!("[{}]:{}", info.broadcast_address, info.http_port),
+        Err(_) => format!("{}:{}", info.broadcast_address, info.http_port),
+    })
 }
 
 /// Connect, identify, register everything, then forward events and ping,
@@ -134,7 +253,8 @@ async fn run_peer(shard: Weak<Shard>, peer: Rc<Peer>) {
 
 /// One connection's life. Returns Ok only when the peer was stopped.
 async fn session(shard: &Rc<Shard>, peer: &Peer, identified: &mut bool) -> io::Result<()> {
-    let mut conn = TcpStream::connect_timeout(peer.addr.as_str(), CONNECT_TIMEOUT)
+    let sock = nsq_io::net::resolve(&peer.addr).await?;
+    let mut conn = TcpStream::connect_timeout(sock, CONNECT_TIMEOUT)
         .await
         .map_err(|e| io::Error::other(e.to_string()))?;
     conn.set_read_timeout(Some(COMMAND_TIMEOUT))?;
@@ -164,6 +284,9 @@ async fn session(shard: &Rc<Shard>, peer: &Peer, identified: &mut bool) -> io::R
         )));
     }
     *identified = true;
+    if let Some(http) = peer_http_addr(&resp) {
+        *peer.http_addr.borrow_mut() = Some(http);
+    }
     crate::log_info!(
         "LOOKUPD({}): peer info {}",
         peer.addr,
@@ -249,5 +372,20 @@ mod tests {
         );
         assert_eq!(broadcast_port(0, 4150), 4150);
         assert_eq!(broadcast_port(5000, 4150), 5000);
+    }
+
+    #[test]
+    fn peer_http_address_and_query_escaping() {
+        let info = br#"{"tcp_port":4160,"http_port":4161,"version":"1.3.0","broadcast_address":"lookupd1","hostname":"h"}"#;
+        assert_eq!(peer_http_addr(info).as_deref(), Some("lookupd1:4161"));
+        let v6 = br#"{"http_port":4161,"broadcast_address":"::1"}"#;
+        assert_eq!(peer_http_addr(v6).as_deref(), Some("[::1]:4161"));
+        assert_eq!(
+            peer_http_addr(br#"{"http_port":1,"broadcast_address":""}"#),
+            None
+        );
+        assert_eq!(peer_http_addr(b"OK"), None);
+        assert_eq!(query_escape("a.b_c-d"), "a.b_c-d");
+        assert_eq!(query_escape("t#ephemeral"), "t%23ephemeral");
     }
 }
