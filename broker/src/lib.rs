@@ -32,3 +32,4 @@ pub mod server;
 pub mod shard;
 pub mod stats;
 pub mod topic;
+pub mod upgrade;

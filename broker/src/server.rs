@@ -119,6 +119,10 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     nsq_io::runtime::check_memlock(shards)?;
     crate::backend::adopt_orphan_parts(&data_path, shards, &opts)
         .context("failed to adopt the disk queues of a larger --shards")?;
+    let restored = Arc::new(
+        crate::upgrade::import_go_queues(&data_path, &opts, &restored)
+            .context("failed to import the disk queues of the original nsqd")?,
+    );
 
     // Reserve the ports (resolving :0) before the shards bind them.
     let (tcp_guard, tcp) = nsq_io::net::reserve_port(resolve("tcp-address", &opts.tcp_address)?)
