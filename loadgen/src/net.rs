@@ -19,6 +19,9 @@ pub const READ_SIZE: usize = 64 * 1024;
 /// what a corrupt size field can make us buffer.
 const MAX_FRAME: usize = 64 << 20;
 
+/// Nanoseconds per second: [`now_ns`] and every deadline count in ns.
+pub const NANOS_PER_SEC: u64 = 1_000_000_000;
+
 /// Nanoseconds on CLOCK_MONOTONIC: comparable between the producer and
 /// consumer threads, and between loadgen processes on one machine.
 pub fn now_ns() -> u64 {
@@ -28,7 +31,7 @@ pub fn now_ns() -> u64 {
     };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    ts.tv_sec as u64 * NANOS_PER_SEC + ts.tv_nsec as u64
 }
 
 /// One connection to nsqd with its read buffer.
@@ -99,8 +102,8 @@ impl Conn {
             revents: 0,
         };
         let ts = libc::timespec {
-            tv_sec: (timeout_ns / 1_000_000_000) as libc::time_t,
-            tv_nsec: (timeout_ns % 1_000_000_000) as libc::c_long,
+            tv_sec: (timeout_ns / NANOS_PER_SEC) as libc::time_t,
+            tv_nsec: (timeout_ns % NANOS_PER_SEC) as libc::c_long,
         };
         // SAFETY: one valid pollfd, a valid timespec, and a null signal mask.
         let n = unsafe { libc::ppoll(&mut fds, 1, &ts, std::ptr::null()) };

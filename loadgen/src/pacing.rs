@@ -9,6 +9,8 @@
 //! during it. When the producer falls behind it sends the overdue batches
 //! at once (up to a cap) instead of skipping them.
 
+use crate::net::NANOS_PER_SEC;
+
 /// The schedule of one producer's batches.
 #[derive(Debug, Clone)]
 pub struct Pacer {
@@ -36,7 +38,8 @@ impl Pacer {
     /// When batch `k` is due. Computed from the start each time (128-bit),
     /// so rounding never accumulates into drift.
     pub fn due(&self, k: u64) -> u64 {
-        let offset = u128::from(k) * u128::from(self.batch) * 1_000_000_000 / u128::from(self.rate);
+        let offset = u128::from(k) * u128::from(self.batch) * u128::from(NANOS_PER_SEC)
+            / u128::from(self.rate);
         self.start_ns + offset as u64
     }
 

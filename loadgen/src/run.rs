@@ -1,9 +1,9 @@
 //! Runs a whole load test: subscribe every consumer, start the producers,
 //! print progress, stop at the deadline, and collect the results.
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread;
+use std::thread::{self, ScopedJoinHandle};
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 
 use crate::args::{Config, Mode};
 use crate::consumer::{self, ConsumerResult, ConsumerSpec};
-use crate::net::now_ns;
+use crate::net::{now_ns, Conn, NANOS_PER_SEC};
 use crate::pacing::split_rate;
 use crate::producer::{self, ProducerResult, ProducerSpec};
 use crate::report::{self, Progress};
@@ -55,9 +55,16 @@ impl Shared {
     }
 }
 
+/// Largest latency a histogram records: 1 h, in ns.
+const HISTOGRAM_MAX_NS: u64 = 3_600 * NANOS_PER_SEC;
+
+/// Significant decimal digits a histogram keeps.
+const HISTOGRAM_SIGFIGS: u8 = 3;
+
 /// An empty latency histogram in ns (1 ns to 1 h, 3 significant digits).
 pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("constant bounds are valid")
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_NS, HISTOGRAM_SIGFIGS)
+        .expect("constant bounds are valid")
 }
 
 /// Everything the threads returned.
@@ -77,35 +84,131 @@ pub struct Outcome {
     pub elapsed_s: f64,
 }
 
+/// How often the main thread checks the connection threads and the clock.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Time between progress lines, ns.
+const PROGRESS_INTERVAL_NS: u64 = NANOS_PER_SEC;
+
+/// How long threads get to return after the hard deadline before loadgen
+/// gives up on them and exits, ns (the message it prints says "10 s").
+const STOP_GRACE_NS: u64 = 10 * NANOS_PER_SEC;
+
+/// Exit status when threads are still running `STOP_GRACE_NS` after the
+/// hard deadline (2 is a usage error, 1 a failed run).
+const EXIT_STUCK: i32 = 3;
+
 /// Runs the test described by `cfg`.
 pub fn run(cfg: &Config) -> Result<Outcome> {
     let began = now_ns();
     let hard_deadline = began + cfg.deadline.as_nanos() as u64;
-    let streams = cfg.topics.len() * cfg.channels.len();
-    let by_count = cfg.count > 0 || (cfg.mode == Mode::Sub && cfg.expect > 0);
-    let mut errors = Vec::new();
 
     // Subscribe first (in parallel: one thread per connection anyway).
-    let mut consumer_specs = Vec::new();
-    if cfg.mode != Mode::Pub {
-        for (t, topic) in cfg.topics.iter().enumerate() {
-            for (c, channel) in cfg.channels.iter().enumerate() {
-                for addr in &cfg.addrs {
-                    for _ in 0..cfg.consumers {
-                        consumer_specs.push(ConsumerSpec {
-                            index: consumer_specs.len(),
-                            stream: t * cfg.channels.len() + c,
-                            topic: topic.clone(),
-                            channel: channel.clone(),
-                            addr: *addr,
-                        });
-                    }
+    let consumer_specs = consumer_specs(cfg);
+    let (conns, mut errors) = subscribe_all(cfg, &consumer_specs);
+    if !errors.is_empty() {
+        return Ok(Outcome {
+            producers: Vec::new(),
+            consumers: Vec::new(),
+            errors,
+            deadline_hit: false,
+            window_s: 0.0,
+            elapsed_s: secs_since(began),
+        });
+    }
+
+    let start = now_ns();
+    let shared = Shared::new(cfg, start);
+    let producer_specs = producer_specs(cfg, start);
+    let consumers = consumer_specs.into_iter().zip(conns).collect();
+    let joined = run_threads(
+        cfg,
+        &shared,
+        consumers,
+        producer_specs,
+        start,
+        hard_deadline,
+    );
+    errors.extend(joined.lost);
+    if joined.deadline_hit {
+        errors.push(format!("hard deadline of {:?} reached", cfg.deadline));
+    }
+    Ok(Outcome {
+        producers: joined.producers,
+        consumers: joined.consumers,
+        errors,
+        deadline_hit: joined.deadline_hit,
+        window_s: cfg.duration.as_secs_f64(),
+        elapsed_s: secs_since(began),
+    })
+}
+
+/// Seconds from `began` (ns on the monotonic clock) to now.
+fn secs_since(began: u64) -> f64 {
+    (now_ns() - began) as f64 / NANOS_PER_SEC as f64
+}
+
+impl Shared {
+    /// Zeroed counters and the run's time windows, counted from `start`
+    /// (ns), the moment every consumer has subscribed.
+    fn new(cfg: &Config, start: u64) -> Shared {
+        let by_count = cfg.count > 0 || (cfg.mode == Mode::Sub && cfg.expect > 0);
+        let streams = cfg.topics.len() * cfg.channels.len();
+        let (measure_start, measure_end) = if by_count {
+            (start, u64::MAX)
+        } else {
+            let ms = start + cfg.warmup.as_nanos() as u64;
+            (ms, ms + cfg.duration.as_nanos() as u64)
+        };
+        Shared {
+            stop: AtomicBool::new(false),
+            producers_done: AtomicBool::new(cfg.mode == Mode::Sub),
+            measure_start,
+            measure_end,
+            send_end: if cfg.count > 0 { u64::MAX } else { measure_end },
+            by_count,
+            pub_acked: AtomicU64::new(0),
+            topic_acked: cfg.topics.iter().map(|_| AtomicU64::new(0)).collect(),
+            stream_received: (0..streams).map(|_| AtomicU64::new(0)).collect(),
+            sub_received: AtomicU64::new(0),
+            sub_bytes: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            channels: cfg.channels.len(),
+        }
+    }
+}
+
+/// One consumer per `--consumers` for every topic, channel and address;
+/// none in `pub` mode.
+fn consumer_specs(cfg: &Config) -> Vec<ConsumerSpec> {
+    let mut specs = Vec::new();
+    if cfg.mode == Mode::Pub {
+        return specs;
+    }
+    for (t, topic) in cfg.topics.iter().enumerate() {
+        for (c, channel) in cfg.channels.iter().enumerate() {
+            for addr in &cfg.addrs {
+                for _ in 0..cfg.consumers {
+                    specs.push(ConsumerSpec {
+                        index: specs.len(),
+                        stream: t * cfg.channels.len() + c,
+                        topic: topic.clone(),
+                        channel: channel.clone(),
+                        addr: *addr,
+                    });
                 }
             }
         }
     }
+    specs
+}
+
+/// Connect and subscribe every consumer, one thread each so a slow server
+/// costs one connect time, not one per consumer. Returns the connections
+/// and, separately, a line per consumer that failed.
+fn subscribe_all(cfg: &Config, specs: &[ConsumerSpec]) -> (Vec<Conn>, Vec<String>) {
     let subscribed: Vec<_> = thread::scope(|s| {
-        let handles: Vec<_> = consumer_specs
+        let handles: Vec<_> = specs
             .iter()
             .map(|spec| s.spawn(|| consumer::subscribe(cfg, spec)))
             .collect();
@@ -115,7 +218,8 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
             .collect()
     });
     let mut conns = Vec::new();
-    for (spec, conn) in consumer_specs.iter().zip(subscribed) {
+    let mut errors = Vec::new();
+    for (spec, conn) in specs.iter().zip(subscribed) {
         match conn {
             Ok(conn) => conns.push(conn),
             Err(err) => errors.push(format!(
@@ -124,77 +228,70 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
             )),
         }
     }
-    if !errors.is_empty() {
-        return Ok(Outcome {
-            producers: Vec::new(),
-            consumers: Vec::new(),
-            errors,
-            deadline_hit: false,
-            window_s: 0.0,
-            elapsed_s: (now_ns() - began) as f64 / 1e9,
-        });
+    (conns, errors)
+}
+
+/// `--producers` producers (none in `sub` mode), spread over the topics and
+/// addresses, sharing `--rate`.
+fn producer_specs(cfg: &Config, start: u64) -> Vec<ProducerSpec> {
+    if cfg.mode == Mode::Sub {
+        return Vec::new();
     }
+    (0..cfg.producers)
+        .map(|i| {
+            let rate = split_rate(cfg.rate, cfg.producers, i);
+            // Stagger open-loop producers across one interval so their
+            // sends interleave instead of arriving together.
+            let offset = (cfg.batch as u64 * NANOS_PER_SEC)
+                .checked_div(rate)
+                .map_or(0, |interval| interval * i as u64 / cfg.producers as u64);
+            ProducerSpec {
+                id: cfg.producer_id_base + i as u32,
+                topic: i % cfg.topics.len(),
+                addr: cfg.addrs[i % cfg.addrs.len()],
+                rate,
+                start_ns: start + offset,
+            }
+        })
+        .collect()
+}
 
-    let start = now_ns();
-    let (measure_start, measure_end) = if by_count {
-        (start, u64::MAX)
-    } else {
-        let ms = start + cfg.warmup.as_nanos() as u64;
-        (ms, ms + cfg.duration.as_nanos() as u64)
-    };
-    let shared = Shared {
-        stop: AtomicBool::new(false),
-        producers_done: AtomicBool::new(cfg.mode == Mode::Sub),
-        measure_start,
-        measure_end,
-        send_end: if cfg.count > 0 { u64::MAX } else { measure_end },
-        by_count,
-        pub_acked: AtomicU64::new(0),
-        topic_acked: cfg.topics.iter().map(|_| AtomicU64::new(0)).collect(),
-        stream_received: (0..streams).map(|_| AtomicU64::new(0)).collect(),
-        sub_received: AtomicU64::new(0),
-        sub_bytes: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        channels: cfg.channels.len(),
-    };
-    let producer_specs: Vec<ProducerSpec> = if cfg.mode == Mode::Sub {
-        Vec::new()
-    } else {
-        (0..cfg.producers)
-            .map(|i| {
-                let rate = split_rate(cfg.rate, cfg.producers, i);
-                // Stagger open-loop producers across one interval so their
-                // sends interleave instead of arriving together.
-                let offset = (cfg.batch as u64 * 1_000_000_000)
-                    .checked_div(rate)
-                    .map_or(0, |interval| interval * i as u64 / cfg.producers as u64);
-                ProducerSpec {
-                    id: cfg.producer_id_base + i as u32,
-                    topic: i % cfg.topics.len(),
-                    addr: cfg.addrs[i % cfg.addrs.len()],
-                    rate,
-                    start_ns: start + offset,
-                }
-            })
-            .collect()
-    };
+/// A connection thread as spawned: `Err` if it could not be started.
+type Handle<'scope, T> = io::Result<ScopedJoinHandle<'scope, T>>;
 
+/// What the connection threads left behind.
+struct Joined {
+    producers: Vec<ProducerResult>,
+    consumers: Vec<ConsumerResult>,
+    /// Threads that could not be started or panicked.
+    lost: Vec<String>,
+    /// The hard deadline stopped the run.
+    deadline_hit: bool,
+}
+
+/// Start a thread per consumer and per producer, watch them until all have
+/// returned, and collect their results.
+fn run_threads(
+    cfg: &Config,
+    shared: &Shared,
+    consumers: Vec<(ConsumerSpec, Conn)>,
+    producers: Vec<ProducerSpec>,
+    start: u64,
+    hard_deadline: u64,
+) -> Joined {
     let show_progress = cfg
         .progress
         .unwrap_or_else(|| std::io::stderr().is_terminal());
-    let mut deadline_hit = false;
-    let (producers, consumers, lost) = thread::scope(|s| {
-        let shared = &shared;
-        let consumer_handles: Vec<_> = consumer_specs
+    thread::scope(|s| {
+        let consumer_handles: Vec<_> = consumers
             .into_iter()
-            .zip(conns)
             .map(|(spec, conn)| {
                 thread::Builder::new()
                     .name(format!("consumer-{}", spec.index))
                     .spawn_scoped(s, move || consumer::run(cfg, shared, spec, conn))
             })
             .collect();
-        let producer_handles: Vec<_> = producer_specs
+        let producer_handles: Vec<_> = producers
             .into_iter()
             .map(|spec| {
                 thread::Builder::new()
@@ -202,81 +299,99 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
                     .spawn_scoped(s, move || producer::run(cfg, shared, spec))
             })
             .collect();
-        let mut progress = Progress::new(start);
-        let mut next_tick = start + 1_000_000_000;
+        let watch = Watch {
+            cfg,
+            shared,
+            start,
+            hard_deadline,
+            show_progress,
+        };
+        let deadline_hit = watch.until_done(&producer_handles, &consumer_handles);
+        let mut lost = Vec::new();
+        let producers = join_all(producer_handles, "producer", &mut lost);
+        let consumers = join_all(consumer_handles, "consumer", &mut lost);
+        Joined {
+            producers,
+            consumers,
+            lost,
+            deadline_hit,
+        }
+    })
+}
+
+/// The main thread's part while the connection threads run.
+struct Watch<'a> {
+    cfg: &'a Config,
+    shared: &'a Shared,
+    /// When the threads were started, ns.
+    start: u64,
+    /// When they are told to stop, ns.
+    hard_deadline: u64,
+    show_progress: bool,
+}
+
+impl Watch<'_> {
+    /// Poll until every thread has returned: tell the consumers when the
+    /// producers are done, stop everyone at the hard deadline, print a
+    /// progress line each interval. Exits the process if threads are still
+    /// running `STOP_GRACE_NS` after the deadline (one stuck in a blocking
+    /// write cannot be interrupted). True if the deadline stopped the run.
+    fn until_done<P, C>(&self, producers: &[Handle<'_, P>], consumers: &[Handle<'_, C>]) -> bool {
+        let shared = self.shared;
+        let mut deadline_hit = false;
+        let mut progress = Progress::new(self.start);
+        let mut next_tick = self.start + PROGRESS_INTERVAL_NS;
         loop {
             let now = now_ns();
-            let producers_left = producer_handles
-                .iter()
-                .any(|h| h.as_ref().is_ok_and(|h| !h.is_finished()));
+            let producers_left = any_running(producers);
             if !producers_left {
                 shared.producers_done.store(true, Ordering::Relaxed);
             }
-            let consumers_left = consumer_handles
-                .iter()
-                .any(|h| h.as_ref().is_ok_and(|h| !h.is_finished()));
-            if !producers_left && !consumers_left {
-                break;
+            if !producers_left && !any_running(consumers) {
+                return deadline_hit;
             }
-            if now >= hard_deadline && !shared.stop.swap(true, Ordering::Relaxed) {
+            if now >= self.hard_deadline && !shared.stop.swap(true, Ordering::Relaxed) {
                 deadline_hit = true;
             }
-            if now >= hard_deadline + 10_000_000_000 {
-                // A thread stuck in a blocking write: give up on it.
+            if now >= self.hard_deadline + STOP_GRACE_NS {
                 report::eprint_line("loadgen: threads did not stop 10 s after the deadline");
-                std::process::exit(3);
+                std::process::exit(EXIT_STUCK);
             }
             if now >= next_tick {
-                next_tick += 1_000_000_000;
-                if show_progress {
-                    report::eprint_line(&progress.line(shared, cfg, now));
+                next_tick += PROGRESS_INTERVAL_NS;
+                if self.show_progress {
+                    report::eprint_line(&progress.line(shared, self.cfg, now));
                 }
             }
-            thread::sleep(Duration::from_millis(20));
+            thread::sleep(POLL_INTERVAL);
         }
-        let mut lost = Vec::new();
-        let producers: Vec<ProducerResult> = producer_handles
-            .into_iter()
-            .filter_map(|h| {
-                match h
-                    .map_err(anyhow::Error::from)
-                    .and_then(|h| h.join().map_err(|_| anyhow!("producer thread panicked")))
-                {
-                    Ok(r) => Some(r),
-                    Err(err) => {
-                        lost.push(format!("{err:#}"));
-                        None
-                    }
-                }
-            })
-            .collect();
-        let consumers: Vec<ConsumerResult> = consumer_handles
-            .into_iter()
-            .filter_map(|h| {
-                match h
-                    .map_err(anyhow::Error::from)
-                    .and_then(|h| h.join().map_err(|_| anyhow!("consumer thread panicked")))
-                {
-                    Ok(r) => Some(r),
-                    Err(err) => {
-                        lost.push(format!("{err:#}"));
-                        None
-                    }
-                }
-            })
-            .collect();
-        (producers, consumers, lost)
-    });
-    errors.extend(lost);
-    if deadline_hit {
-        errors.push(format!("hard deadline of {:?} reached", cfg.deadline));
     }
-    Ok(Outcome {
-        producers,
-        consumers,
-        errors,
-        deadline_hit,
-        window_s: cfg.duration.as_secs_f64(),
-        elapsed_s: (now_ns() - began) as f64 / 1e9,
-    })
+}
+
+/// Whether any of `handles` is still running.
+fn any_running<T>(handles: &[Handle<'_, T>]) -> bool {
+    handles
+        .iter()
+        .any(|h| h.as_ref().is_ok_and(|h| !h.is_finished()))
+}
+
+/// Join every thread of one kind (`what`: "producer" or "consumer") and
+/// return their results in spawn order. A thread that could not be started
+/// or panicked has a line in `lost` instead.
+fn join_all<T>(handles: Vec<Handle<'_, T>>, what: &str, lost: &mut Vec<String>) -> Vec<T> {
+    handles
+        .into_iter()
+        .filter_map(|h| {
+            match h
+                .map_err(anyhow::Error::from)
+                .and_then(|h| h.join().map_err(|_| anyhow!("{what} thread panicked")))
+            {
+                Ok(r) => Some(r),
+                Err(err) => {
+                    lost.push(format!("{err:#}"));
+                    None
+                }
+            }
+        })
+        .collect()
 }

@@ -34,6 +34,17 @@ pub mod encode;
 /// anything and bounds how long the decoder scans for a newline.
 pub const MAX_LINE_LEN: usize = 16 * 1024;
 
+/// Bytes of each size or count field: a big-endian `i32` (a body's size, an
+/// MPUB's message count, each MPUB message's size).
+const SIZE_LEN: usize = 4;
+
+/// Smallest MPUB message on the wire: its size field and a 1-byte body. It
+/// bounds how many messages an MPUB body of a given size can hold.
+const MIN_MPUB_MESSAGE_LEN: i64 = SIZE_LEN as i64 + 1;
+
+/// Length of the protocol magic a connection starts with.
+const MAGIC_LEN: usize = crate::MAGIC_V2.len();
+
 /// Size limits from the broker's options, checked while decoding so an
 /// oversized body is refused before it is buffered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,10 +244,10 @@ impl Command {
 /// [`crate::MAGIC_V2`] is `E_BAD_PROTOCOL` (sent with no description), after
 /// which nsqd closes the connection.
 pub fn decode_magic(buf: &mut BytesMut) -> Result<Option<()>, ProtoError> {
-    let Some(magic) = buf.first_chunk::<4>().copied() else {
+    let Some(magic) = buf.first_chunk::<MAGIC_LEN>().copied() else {
         return Ok(None);
     };
-    buf.advance(4);
+    buf.advance(MAGIC_LEN);
     if &magic == crate::MAGIC_V2 {
         Ok(Some(()))
     } else {
@@ -291,7 +302,7 @@ pub fn decode_command(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Comm
 
     // The body: a 4-byte size, then that many bytes.
     let Some(size) = buf[line_len..]
-        .first_chunk::<4>()
+        .first_chunk::<SIZE_LEN>()
         .map(|b| i32::from_be_bytes(*b))
     else {
         return Ok(None);
@@ -302,7 +313,7 @@ pub fn decode_command(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Comm
     }
     // check_body_size guarantees 1 <= size.
     let body_len = usize::try_from(size).unwrap_or(0);
-    let body_start = line_len + 4;
+    let body_start = line_len + SIZE_LEN;
     let available = &buf[body_start..];
     let complete = available.len() >= body_len;
 
@@ -333,7 +344,7 @@ pub fn decode_command(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Comm
         BodyKind::Mpub { .. } => {
             // Validated above, so the count fits in the body and is small.
             let count = body
-                .first_chunk::<4>()
+                .first_chunk::<SIZE_LEN>()
                 .map_or(0, |b| usize::try_from(i32::from_be_bytes(*b)).unwrap_or(0));
             let mut bodies = Vec::with_capacity(count);
             let walked = walk_mpub(&body, body_len, limits, |start, end| {
@@ -372,11 +383,15 @@ enum BodyKind {
     },
 }
 
+/// Most words any command uses: SUB, DPUB and REQ take the verb and two
+/// parameters.
+const MAX_WORDS: usize = 3;
+
 /// The first words of a line and how many there are. Commands use at most
 /// three; more are counted (for nsqd's count checks) but not kept, so
 /// splitting never allocates.
 struct Params<'a> {
-    words: [&'a [u8]; 3],
+    words: [&'a [u8]; MAX_WORDS],
     count: usize,
 }
 
@@ -385,7 +400,7 @@ impl<'a> Params<'a> {
     /// doubled spaces give empty words.
     fn split(line: &'a [u8]) -> Params<'a> {
         let mut params = Params {
-            words: [&[]; 3],
+            words: [&[]; MAX_WORDS],
             count: 0,
         };
         for word in line.split(|&b| b == b' ') {
@@ -409,6 +424,8 @@ impl<'a> Params<'a> {
     }
 }
 
+/// Decides what a command line is: a complete command, or one waiting for
+/// its body. Checks run in nsqd's order, so the first error is nsqd's.
 fn parse_line(line: &[u8], limits: &Limits) -> Result<Line, ProtoError> {
     let params = Params::split(line);
     let Some(verb) = Verb::from_bytes(params.word(0)) else {
@@ -416,127 +433,181 @@ fn parse_line(line: &[u8], limits: &Limits) -> Result<Line, ProtoError> {
             name: params.word(0).to_vec(),
         });
     };
-    let need = |n: usize| {
-        if params.count < n {
-            Err(match verb {
-                Verb::Fin | Verb::Req | Verb::Touch => ProtoError::InsufficientParams { verb },
-                _ => ProtoError::InsufficientParameters { verb },
-            })
-        } else {
-            Ok(())
+    let args = Args { line, params, verb };
+    match verb {
+        // nsqd reads no parameters for IDENTIFY, CLS and NOP, so extra
+        // words are ignored rather than rejected.
+        Verb::Identify => Ok(Line::Body(BodyKind::Identify)),
+        Verb::Cls => Ok(Line::Done(Command::Cls)),
+        Verb::Nop => Ok(Line::Done(Command::Nop)),
+        Verb::Auth => {
+            if args.params.count != 1 {
+                return Err(ProtoError::AuthParameters);
+            }
+            Ok(Line::Body(BodyKind::Auth))
         }
-    };
-    let topic = |i: usize| {
-        let name = params.word(i);
+        Verb::Sub => parse_sub(&args),
+        Verb::Pub => {
+            args.need(2)?;
+            Ok(Line::Body(BodyKind::Pub {
+                topic: args.topic(1)?,
+            }))
+        }
+        Verb::Mpub => {
+            args.need(2)?;
+            Ok(Line::Body(BodyKind::Mpub {
+                topic: args.topic(1)?,
+            }))
+        }
+        Verb::Dpub => parse_dpub(&args, limits),
+        Verb::Rdy => parse_rdy(&args, limits),
+        Verb::Fin => {
+            args.need(2)?;
+            Ok(Line::Done(Command::Fin {
+                id: args.message_id(1)?,
+            }))
+        }
+        Verb::Touch => {
+            args.need(2)?;
+            Ok(Line::Done(Command::Touch {
+                id: args.message_id(1)?,
+            }))
+        }
+        Verb::Req => parse_req(&args),
+    }
+}
+
+/// A split command line and its verb: what the per-verb parsers share. The
+/// checks nsqd repeats across verbs are methods, so each verb's parser reads
+/// as its list of checks in nsqd's order. Borrows the line; builds nothing
+/// until a check fails.
+struct Args<'a> {
+    line: &'a [u8],
+    params: Params<'a>,
+    verb: Verb,
+}
+
+impl Args<'_> {
+    /// At least `n` words, the verb included. nsqd words this error one way
+    /// for FIN, REQ and TOUCH and another for the rest.
+    #[inline]
+    fn need(&self, n: usize) -> Result<(), ProtoError> {
+        if self.params.count >= n {
+            return Ok(());
+        }
+        let verb = self.verb;
+        Err(match verb {
+            Verb::Fin | Verb::Req | Verb::Touch => ProtoError::InsufficientParams { verb },
+            _ => ProtoError::InsufficientParameters { verb },
+        })
+    }
+
+    /// Word `i` as a topic name: its byte range in the line, so a command
+    /// waiting for its body allocates nothing.
+    #[inline]
+    fn topic(&self, i: usize) -> Result<(usize, usize), ProtoError> {
+        let name = self.params.word(i);
         if is_valid_name(name) {
-            Ok(params.range(line, i))
+            Ok(self.params.range(self.line, i))
         } else {
             Err(ProtoError::BadTopic {
-                verb,
+                verb: self.verb,
                 name: name.to_vec(),
             })
         }
-    };
-    let message_id = |i: usize| {
-        MessageId::from_slice(params.word(i)).ok_or(ProtoError::InvalidMessageId { verb })
-    };
+    }
 
-    Ok(match verb {
-        // nsqd reads no parameters for IDENTIFY, CLS and NOP, so extra
-        // words are ignored rather than rejected.
-        Verb::Identify => Line::Body(BodyKind::Identify),
-        Verb::Cls => Line::Done(Command::Cls),
-        Verb::Nop => Line::Done(Command::Nop),
-        Verb::Auth => {
-            if params.count != 1 {
-                return Err(ProtoError::AuthParameters);
-            }
-            Line::Body(BodyKind::Auth)
-        }
-        Verb::Sub => {
-            need(3)?;
-            topic(1)?;
-            let channel = params.word(2);
-            if !is_valid_name(channel) {
-                return Err(ProtoError::BadChannel {
-                    name: channel.to_vec(),
-                });
-            }
-            Line::Done(Command::Sub {
-                topic: ascii_string(params.word(1)),
-                channel: ascii_string(channel),
-            })
-        }
-        Verb::Pub => {
-            need(2)?;
-            Line::Body(BodyKind::Pub { topic: topic(1)? })
-        }
-        Verb::Mpub => {
-            need(2)?;
-            Line::Body(BodyKind::Mpub { topic: topic(1)? })
-        }
-        Verb::Dpub => {
-            need(3)?;
-            let topic = topic(1)?;
-            let raw = params.word(2);
-            let ms = byte_to_base10(raw).ok_or_else(|| ProtoError::TimeoutParse {
-                verb,
-                raw: raw.to_vec(),
-            })?;
-            let defer_ns = ms_to_go_duration(ms);
-            let max_ns = limits.max_req_timeout_ms.saturating_mul(NANOS_PER_MS);
-            if defer_ns < 0 || defer_ns > max_ns {
-                return Err(ProtoError::DpubTimeoutOutOfRange {
-                    timeout_ms: ms,
-                    max_ms: limits.max_req_timeout_ms,
-                });
-            }
-            Line::Body(BodyKind::Dpub {
-                topic,
-                defer_ms: defer_ns / NANOS_PER_MS,
-            })
-        }
-        Verb::Rdy => {
-            let mut count = 1;
-            if params.count > 1 {
-                let raw = params.word(1);
-                let parsed = byte_to_base10(raw)
-                    .ok_or_else(|| ProtoError::RdyParse { raw: raw.to_vec() })?;
-                // nsqd: `count = int64(b10)`, a wrapping conversion.
-                count = parsed as i64;
-            }
-            if count < 0 || count > limits.max_rdy_count {
-                return Err(ProtoError::RdyOutOfRange {
-                    count,
-                    max: limits.max_rdy_count,
-                });
-            }
-            Line::Done(Command::Rdy { count })
-        }
-        Verb::Fin => {
-            need(2)?;
-            Line::Done(Command::Fin { id: message_id(1)? })
-        }
-        Verb::Touch => {
-            need(2)?;
-            Line::Done(Command::Touch { id: message_id(1)? })
-        }
-        Verb::Req => {
-            need(3)?;
-            let id = message_id(1)?;
-            let raw = params.word(2);
-            let ms = byte_to_base10(raw).ok_or_else(|| ProtoError::TimeoutParse {
-                verb,
-                raw: raw.to_vec(),
-            })?;
-            Line::Done(Command::Req {
-                id,
-                timeout_ms: ms_to_go_duration(ms) / NANOS_PER_MS,
-            })
-        }
-    })
+    /// Word `i` as a message id.
+    #[inline]
+    fn message_id(&self, i: usize) -> Result<MessageId, ProtoError> {
+        MessageId::from_slice(self.params.word(i))
+            .ok_or(ProtoError::InvalidMessageId { verb: self.verb })
+    }
+
+    /// Word `i` as a DPUB or REQ time in milliseconds, parsed as nsqd does
+    /// (unsigned, wrapping; see [`byte_to_base10`]).
+    #[inline]
+    fn timeout_ms(&self, i: usize) -> Result<u64, ProtoError> {
+        let raw = self.params.word(i);
+        byte_to_base10(raw).ok_or_else(|| ProtoError::TimeoutParse {
+            verb: self.verb,
+            raw: raw.to_vec(),
+        })
+    }
 }
 
+/// `SUB <topic> <channel>`: both names checked, topic first.
+fn parse_sub(args: &Args<'_>) -> Result<Line, ProtoError> {
+    args.need(3)?;
+    args.topic(1)?;
+    let channel = args.params.word(2);
+    if !is_valid_name(channel) {
+        return Err(ProtoError::BadChannel {
+            name: channel.to_vec(),
+        });
+    }
+    Ok(Line::Done(Command::Sub {
+        topic: ascii_string(args.params.word(1)),
+        channel: ascii_string(channel),
+    }))
+}
+
+/// `DPUB <topic> <ms>`: the defer goes through nsqd's wrapping
+/// milliseconds-to-`Duration` conversion before the range check, so the
+/// same inputs are refused.
+#[inline]
+fn parse_dpub(args: &Args<'_>, limits: &Limits) -> Result<Line, ProtoError> {
+    args.need(3)?;
+    let topic = args.topic(1)?;
+    let ms = args.timeout_ms(2)?;
+    let defer_ns = ms_to_go_duration(ms);
+    let max_ns = limits.max_req_timeout_ms.saturating_mul(NANOS_PER_MS);
+    if defer_ns < 0 || defer_ns > max_ns {
+        return Err(ProtoError::DpubTimeoutOutOfRange {
+            timeout_ms: ms,
+            max_ms: limits.max_req_timeout_ms,
+        });
+    }
+    Ok(Line::Body(BodyKind::Dpub {
+        topic,
+        defer_ms: defer_ns / NANOS_PER_MS,
+    }))
+}
+
+/// `RDY [count]`: 1 when absent; refused outside `0..=max_rdy_count`.
+#[inline]
+fn parse_rdy(args: &Args<'_>, limits: &Limits) -> Result<Line, ProtoError> {
+    let mut count = 1;
+    if args.params.count > 1 {
+        let raw = args.params.word(1);
+        let parsed =
+            byte_to_base10(raw).ok_or_else(|| ProtoError::RdyParse { raw: raw.to_vec() })?;
+        // nsqd: `count = int64(b10)`, a wrapping conversion.
+        count = parsed as i64;
+    }
+    if count < 0 || count > limits.max_rdy_count {
+        return Err(ProtoError::RdyOutOfRange {
+            count,
+            max: limits.max_rdy_count,
+        });
+    }
+    Ok(Line::Done(Command::Rdy { count }))
+}
+
+/// `REQ <id> <ms>`: the timeout is converted as nsqd does but not range
+/// checked; the broker clamps it.
+#[inline]
+fn parse_req(args: &Args<'_>) -> Result<Line, ProtoError> {
+    args.need(3)?;
+    let id = args.message_id(1)?;
+    let ms = args.timeout_ms(2)?;
+    Ok(Line::Done(Command::Req {
+        id,
+        timeout_ms: ms_to_go_duration(ms) / NANOS_PER_MS,
+    }))
+}
+
+/// Nanoseconds per millisecond, for nsqd's `time.Duration` arithmetic.
 const NANOS_PER_MS: i64 = 1_000_000;
 
 /// nsqd `protocol.ByteToBase10`: ASCII digits only (no sign), the empty
@@ -646,10 +717,10 @@ fn walk_mpub(
     let read = |pos: usize| {
         avail
             .get(pos..)
-            .and_then(<[u8]>::first_chunk::<4>)
+            .and_then(<[u8]>::first_chunk::<SIZE_LEN>)
             .map(|b| i32::from_be_bytes(*b))
     };
-    if body_len < 4 {
+    if body_len < SIZE_LEN {
         return Err(MpubError::Mismatch);
     }
     let Some(count) = read(0) else {
@@ -657,14 +728,14 @@ fn walk_mpub(
     };
     // nsqd: "4 == total num, 5 == length + min 1".
     let max_body = i64::try_from(limits.max_body_size).unwrap_or(i64::MAX);
-    let max_messages = (max_body - 4) / 5;
+    let max_messages = (max_body - SIZE_LEN as i64) / MIN_MPUB_MESSAGE_LEN;
     if count <= 0 || i64::from(count) > max_messages {
         return Err(MpubError::Count(count));
     }
     let max_msg = i64::try_from(limits.max_msg_size).unwrap_or(i64::MAX);
-    let mut pos = 4usize;
+    let mut pos = SIZE_LEN;
     for index in 0..count.unsigned_abs() {
-        if pos + 4 > body_len {
+        if pos + SIZE_LEN > body_len {
             return Err(MpubError::Mismatch);
         }
         let Some(size) = read(pos) else {
@@ -676,7 +747,7 @@ fn walk_mpub(
         if i64::from(size) > max_msg {
             return Err(MpubError::TooBig { size, max: max_msg });
         }
-        let start = pos + 4;
+        let start = pos + SIZE_LEN;
         let end = start + size.unsigned_abs() as usize;
         if end > body_len {
             return Err(MpubError::Mismatch);

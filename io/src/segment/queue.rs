@@ -119,6 +119,110 @@ pub(crate) struct Reader<F> {
     pub buf: ReadBuf,
 }
 
+/// How one step of [`DiskQueue::read_next`] ended.
+enum Step<T> {
+    /// Done: this is what the step was for.
+    Ready(T),
+    /// Nothing more to read for now.
+    End,
+    /// The cursor moved, or the segment under it changed: start over.
+    Again,
+}
+
+/// What one pass of [`DiskQueue::read_next`] knows about the segment under
+/// the read cursor. A copy, so framing borrows only the reader's file and
+/// buffer and leaves the queue free for repairs.
+#[derive(Clone, Copy, Debug)]
+struct Pass {
+    /// The segment.
+    seg: u64,
+    /// End of its data if known: the writer's position in the active
+    /// segment, else [`Seg::end`].
+    known_end: Option<u64>,
+    /// Its file size, as last seen.
+    size: u64,
+    /// Framing stops here: `known_end` capped at `size`.
+    limit: u64,
+    /// `Options::read_buffer`.
+    chunk: usize,
+    /// `Options::max_record_size`.
+    max: u64,
+}
+
+/// What the bytes at a read offset hold.
+enum Framed<'a> {
+    /// A whole record. `intact`: its checksum matches.
+    Record {
+        payload: &'a [u8],
+        len: u32,
+        /// The offset just after it.
+        next: u64,
+        intact: bool,
+    },
+    /// No record header here (for the reason given, if that is damage).
+    DataEnd(&'static str),
+    /// A header whose record cannot be there; nothing past it can be framed.
+    Broken(&'static str),
+}
+
+/// Frame the record at `off`: header, length checks, then the whole record
+/// and its checksum. Only reads; deciding what to do is the caller's part.
+fn frame_at<'a, F: StorageFile>(
+    file: &F,
+    buf: &'a mut ReadBuf,
+    off: u64,
+    pass: &Pass,
+) -> io::Result<Framed<'a>> {
+    let Some(h) = buf.get(file, off, REC_HEADER_LEN, pass.limit, pass.chunk)? else {
+        return Ok(Framed::DataEnd("file shorter than its known end"));
+    };
+    let (len, crc) = match format::parse_rec_header(h) {
+        RecHeader::End => return Ok(Framed::DataEnd("zeroed data before the known end")),
+        RecHeader::Record { len, crc } => (len, crc),
+    };
+    let total = REC_HEADER_LEN + u64::from(len);
+    if u64::from(len) > pass.max || off + total > pass.limit {
+        return Ok(Framed::Broken(if off + total > pass.size {
+            "record runs past end of file"
+        } else {
+            "record length implausible"
+        }));
+    }
+    let Some(rec) = buf.get(file, off, total, pass.limit, pass.chunk)? else {
+        return Ok(Framed::Broken("record cut short"));
+    };
+    let payload = &rec[REC_HEADER_LEN as usize..];
+    Ok(Framed::Record {
+        payload,
+        len,
+        next: off + total,
+        intact: format::record_crc(len, payload) == crc,
+    })
+}
+
+/// Whether a record boundary is at `next`: the end of the data, or a header
+/// whose length fits. Tells a flipped byte in a record (skip it) from a
+/// damaged length field (nothing after it can be framed).
+fn boundary_at<F: StorageFile>(
+    file: &F,
+    buf: &mut ReadBuf,
+    next: u64,
+    pass: &Pass,
+) -> io::Result<bool> {
+    Ok(
+        match buf.get(file, next, REC_HEADER_LEN, pass.limit, pass.chunk)? {
+            None => true,
+            Some(h) => match format::parse_rec_header(h) {
+                RecHeader::End => true,
+                RecHeader::Record { len, .. } => {
+                    u64::from(len) <= pass.max
+                        && next + REC_HEADER_LEN + u64::from(len) <= pass.limit
+                }
+            },
+        },
+    )
+}
+
 /// An append-only, crash-safe FIFO of records in segment files.
 ///
 /// Owned by one core; every call is synchronous and may block on the disk
@@ -381,127 +485,138 @@ impl<S: Storage> DiskQueue<S> {
         // current segment for good: the loop ends after at most
         // records + segments passes.
         loop {
-            let seg = self.reader.pos.segment;
-            let Some(info) = self.segs.iter().find(|s| s.index >= seg).copied() else {
-                return Ok(self.at_end());
+            let step = match self.begin_pass()? {
+                Step::Ready(pass) => self.read_record(pass)?,
+                Step::End => Step::End,
+                Step::Again => Step::Again,
             };
-            if info.index != seg {
-                self.move_reader(info.index);
-                continue;
+            match step {
+                Step::Ready(record) => return Ok(Some(record)),
+                Step::End => return Ok(self.at_end()),
+                Step::Again => {}
             }
-            let active = self
-                .writer
-                .as_ref()
-                .filter(|w| w.index == seg)
-                .map(|w| w.pos);
-            let known_end = active.or(info.end);
-            if active.is_some_and(|end| self.reader.pos.offset >= end) {
-                return Ok(self.at_end());
-            }
-            if self.reader.file.as_ref().is_none_or(|f| f.index != seg) {
-                match self.open_for_read(seg, active.is_some()) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            let chunk = self.opts.read_buffer;
-            let max = u64::from(self.opts.max_record_size);
-            let name = format::seg_name(&self.name, seg);
-            let Some(open) = self.reader.file.as_mut() else {
-                continue;
-            };
-            if known_end.is_some_and(|e| e > open.size) {
-                open.size = open.file.size().map_err(|e| Error::io("stat", &name, e))?;
-            }
-            let size = open.size;
-            let limit = known_end.map_or(size, |e| e.min(size));
-            let off = self.reader.pos.offset.max(SEG_HEADER_LEN);
-            let buf = &mut self.reader.buf;
-            let io_err = |e| Error::io("read", &name, e);
-            let header = match buf.get(&open.file, off, REC_HEADER_LEN, limit, chunk) {
-                Ok(Some(h)) => format::parse_rec_header(h),
-                Ok(None) => {
-                    if known_end.is_some_and(|e| off < e) {
-                        self.set_aside(seg, off, "file shorter than its known end")?;
-                    } else if !self.next_segment(seg) {
-                        return Ok(self.at_end());
-                    }
-                    continue;
-                }
-                Err(e) => return Err(io_err(e)),
-            };
-            let (len, crc) = match header {
-                RecHeader::End => {
-                    if known_end.is_some_and(|e| off < e) {
-                        self.set_aside(seg, off, "zeroed data before the known end")?;
-                    } else if !self.next_segment(seg) {
-                        return Ok(self.at_end());
-                    }
-                    continue;
-                }
-                RecHeader::Record { len, crc } => (len, crc),
-            };
-            let total = REC_HEADER_LEN + u64::from(len);
-            if u64::from(len) > max || off + total > limit {
-                let reason = if off + total > size {
-                    "record runs past end of file"
-                } else {
-                    "record length implausible"
-                };
-                self.set_aside(seg, off, reason)?;
-                continue;
-            }
-            let rec = match buf.get(&open.file, off, total, limit, chunk) {
-                Ok(Some(r)) => r,
-                Ok(None) => {
-                    self.set_aside(seg, off, "record cut short")?;
-                    continue;
-                }
-                Err(e) => return Err(io_err(e)),
-            };
-            let payload = &rec[REC_HEADER_LEN as usize..];
-            if format::record_crc(len, payload) == crc {
+        }
+    }
+
+    /// First half of a [`read_next`](Self::read_next) pass: find the live
+    /// segment under the read cursor, open it if the reader has not yet, and
+    /// work out how far into it records may be framed. Kept apart from the
+    /// framing because every step here may move the cursor to another
+    /// segment, which restarts the pass.
+    fn begin_pass(&mut self) -> Result<Step<Pass>> {
+        let seg = self.reader.pos.segment;
+        let Some(info) = self.segs.iter().find(|s| s.index >= seg).copied() else {
+            return Ok(Step::End);
+        };
+        if info.index != seg {
+            self.move_reader(info.index);
+            return Ok(Step::Again);
+        }
+        let active = self
+            .writer
+            .as_ref()
+            .filter(|w| w.index == seg)
+            .map(|w| w.pos);
+        let known_end = active.or(info.end);
+        if active.is_some_and(|end| self.reader.pos.offset >= end) {
+            return Ok(Step::End);
+        }
+        if self.reader.file.as_ref().is_none_or(|f| f.index != seg)
+            && !self.open_for_read(seg, active.is_some())?
+        {
+            return Ok(Step::Again);
+        }
+        let Some(open) = self.reader.file.as_mut() else {
+            return Ok(Step::Again);
+        };
+        if known_end.is_some_and(|e| e > open.size) {
+            // The data may have grown past the size seen at open. (The name
+            // is built only on error: this runs once per record.)
+            open.size = open
+                .file
+                .size()
+                .map_err(|e| Error::io("stat", &format::seg_name(&self.name, seg), e))?;
+        }
+        let size = open.size;
+        Ok(Step::Ready(Pass {
+            seg,
+            known_end,
+            size,
+            limit: known_end.map_or(size, |e| e.min(size)),
+            chunk: self.opts.read_buffer,
+            max: u64::from(self.opts.max_record_size),
+        }))
+    }
+
+    /// Second half of a [`read_next`](Self::read_next) pass: frame the
+    /// record at the read cursor and act on what was found: return it, skip
+    /// it, finish the segment or set it aside.
+    fn read_record(&mut self, pass: Pass) -> Result<Step<Record>> {
+        let off = self.reader.pos.offset.max(SEG_HEADER_LEN);
+        let Some(open) = self.reader.file.as_ref() else {
+            return Ok(Step::Again);
+        };
+        let buf = &mut self.reader.buf;
+        // The name is built only on error: this runs once per record.
+        let read_error = |e| Error::io("read", &format::seg_name(&self.name, pass.seg), e);
+        let reason = match frame_at(&open.file, buf, off, &pass).map_err(read_error)? {
+            Framed::Record {
+                payload,
+                next,
+                intact: true,
+                ..
+            } => {
                 let data = Bytes::copy_from_slice(payload);
-                self.reader.pos.offset = off + total;
+                self.reader.pos.offset = next;
                 self.reader.pos.seq += 1;
                 self.ops += 1;
-                return Ok(Some(Record {
+                return Ok(Step::Ready(Record {
                     data,
                     next: self.reader.pos,
                 }));
             }
             // Checksum mismatch. If the length field looks right (a record
             // boundary or the end follows), skip just this record; if not,
-            // the length itself is damaged and nothing after it can be framed.
-            let next = off + total;
-            let boundary = match buf.get(&open.file, next, REC_HEADER_LEN, limit, chunk) {
-                Ok(None) => true,
-                Ok(Some(h)) => match format::parse_rec_header(h) {
-                    RecHeader::End => true,
-                    RecHeader::Record { len, .. } => {
-                        u64::from(len) <= max && next + REC_HEADER_LEN + u64::from(len) <= limit
-                    }
-                },
-                Err(e) => return Err(io_err(e)),
-            };
-            if boundary {
-                self.stats.corrupt_records += 1;
-                self.event(Event::CorruptRecord {
-                    segment: seg,
-                    offset: off,
-                    len,
-                });
-                self.reader.pos.offset = next;
-                self.reader.pos.seq += 1;
-            } else {
-                self.set_aside(
-                    seg,
-                    off,
-                    "checksum mismatch with no record boundary after it",
-                )?;
+            // the length itself is damaged and nothing after it can be
+            // framed.
+            Framed::Record { len, next, .. } => {
+                if boundary_at(&open.file, buf, next, &pass).map_err(read_error)? {
+                    self.skip_corrupt(pass.seg, off, len, next);
+                    return Ok(Step::Again);
+                }
+                "checksum mismatch with no record boundary after it"
             }
+            Framed::DataEnd(reason) => return self.data_ended(&pass, off, reason),
+            Framed::Broken(reason) => reason,
+        };
+        self.set_aside(pass.seg, off, reason)?;
+        Ok(Step::Again)
+    }
+
+    /// No record header at `off`: the file is shorter, or the header is
+    /// zeros. Before the segment's known end that is damage (`reason`), so
+    /// the segment is set aside; at or past it (or with no known end) the
+    /// segment is finished, and reading goes on with the next one, if any.
+    fn data_ended(&mut self, pass: &Pass, off: u64, reason: &'static str) -> Result<Step<Record>> {
+        if pass.known_end.is_some_and(|e| off < e) {
+            self.set_aside(pass.seg, off, reason)?;
+        } else if !self.next_segment(pass.seg) {
+            return Ok(Step::End);
         }
+        Ok(Step::Again)
+    }
+
+    /// Count, report and step over the `len`-byte record at `off`, whose
+    /// checksum failed although a record boundary follows it at `next`.
+    fn skip_corrupt(&mut self, segment: u64, offset: u64, len: u32, next: u64) {
+        self.stats.corrupt_records += 1;
+        self.event(Event::CorruptRecord {
+            segment,
+            offset,
+            len,
+        });
+        self.reader.pos.offset = next;
+        self.reader.pos.seq += 1;
     }
 
     /// Open `seg` for the reader and check its header. `Ok(false)`: the

@@ -33,51 +33,101 @@ struct Scan {
     cut: bool,
 }
 
+/// Index of a queue's first segment. Indexes start at 1, so a highest index
+/// of 0 means no segment was ever made.
+const FIRST_SEGMENT_INDEX: u64 = 1;
+
+/// What step 1 found: the queue's own files, by kind.
+struct Inventory {
+    /// Indexes of the `.seg` files, ascending.
+    segments: Vec<u64>,
+    /// Highest index of any segment, `.seg` or `.bad`; 0 if none.
+    max_index: u64,
+    /// A meta file exists.
+    have_meta: bool,
+}
+
+/// Refuse a queue name that is not one plain file-name stem, and a segment
+/// size too small to hold one record. Checked before anything is touched.
+fn check_open_args(name: &str, opts: &Options) -> Result<()> {
+    if name.is_empty() || name.contains('/') || name.contains('\0') {
+        return Err(Error::BadName(name.to_string()));
+    }
+    if opts.max_bytes_per_file < SEG_HEADER_LEN + REC_HEADER_LEN {
+        return Err(Error::BadOptions(
+            "max_bytes_per_file is smaller than a segment header plus one record header",
+        ));
+    }
+    Ok(())
+}
+
 impl<S: Storage> DiskQueue<S> {
     /// Open (or create) the queue `name` in `storage`, recovering from
     /// whatever a crash left. Repairs are counted in [`stats`](Self::stats)
     /// and listed by [`drain_events`](Self::drain_events).
+    ///
+    /// Each step of the module comment is one helper, run in order.
     pub fn open(storage: S, name: &str, opts: Options) -> Result<Self> {
-        if name.is_empty() || name.contains('/') || name.contains('\0') {
-            return Err(Error::BadName(name.to_string()));
-        }
-        if opts.max_bytes_per_file < SEG_HEADER_LEN + REC_HEADER_LEN {
-            return Err(Error::BadOptions(
-                "max_bytes_per_file is smaller than a segment header plus one record header",
-            ));
-        }
+        check_open_args(name, &opts)?;
         let mut q = Self::blank(storage, name, opts);
+        let inventory = q.take_inventory()?;
+        let (committed, tail) = q.load_cursors(&inventory)?;
+        q.drop_consumed(&inventory.segments, committed.segment);
+        q.scan_tails(tail)?;
+        q.open_active()?;
+        q.place_cursors(committed);
+        // 7. Make the repaired state the durable one.
+        q.sync()?;
+        Ok(q)
+    }
 
-        // 1. Inventory.
-        let files = q.storage.list().map_err(|e| Error::io("list", name, e))?;
-        let mut found = Vec::new();
-        let mut max_index = 0;
-        let mut have_meta = false;
+    /// Step 1: list the queue's files (removing a leftover `meta.tmp`).
+    fn take_inventory(&mut self) -> Result<Inventory> {
+        let files = self
+            .storage
+            .list()
+            .map_err(|e| Error::io("list", &self.name, e))?;
+        let mut inventory = Inventory {
+            segments: Vec::new(),
+            max_index: 0,
+            have_meta: false,
+        };
         for f in &files {
-            match format::parse_own_file(name, f) {
+            match format::parse_own_file(&self.name, f) {
                 Some(OwnFile::Segment(i)) => {
-                    found.push(i);
-                    max_index = max_index.max(i);
+                    inventory.segments.push(i);
+                    inventory.max_index = inventory.max_index.max(i);
                 }
-                Some(OwnFile::Bad(i)) => max_index = max_index.max(i),
-                Some(OwnFile::Meta) => have_meta = true,
+                Some(OwnFile::Bad(i)) => inventory.max_index = inventory.max_index.max(i),
+                Some(OwnFile::Meta) => inventory.have_meta = true,
                 Some(OwnFile::MetaTmp) => {
-                    let _ = q.storage.remove(f);
+                    let _ = self.storage.remove(f);
                 }
                 None => {}
             }
         }
-        found.sort_unstable();
+        inventory.segments.sort_unstable();
+        Ok(inventory)
+    }
 
-        // 2. Meta.
-        let meta = if have_meta { q.load_meta()? } else { None };
-        let (committed, tail) = match meta {
+    /// Step 2: the committed cursor and the write position the tail scan
+    /// starts from, as `(committed, tail)`: the meta's, or without a valid
+    /// meta the start of the oldest segment for both. Also sets the next
+    /// segment index past every index the files or the meta mention.
+    fn load_cursors(&mut self, inventory: &Inventory) -> Result<(Pos, Pos)> {
+        let meta = if inventory.have_meta {
+            self.load_meta()?
+        } else {
+            None
+        };
+        let mut max_index = inventory.max_index;
+        let cursors = match meta {
             Some(m) => {
                 max_index = max_index.max(m.committed.segment).max(m.write.segment);
                 (m.committed, m.write)
             }
             None => {
-                let first = found.first().copied().unwrap_or(max_index + 1);
+                let first = inventory.segments.first().copied().unwrap_or(max_index + 1);
                 let p = Pos {
                     segment: first,
                     offset: SEG_HEADER_LEN,
@@ -86,23 +136,31 @@ impl<S: Storage> DiskQueue<S> {
                 (p, p)
             }
         };
-        q.next_index = max_index + 1;
+        self.next_index = max_index + 1;
+        Ok(cursors)
+    }
 
-        // 3. Consumed leftovers.
-        for &i in &found {
-            if i < committed.segment {
-                q.remove_stray(i, "before the committed cursor");
+    /// Step 3: remove the segments (`found`, ascending) wholly before the
+    /// committed segment, whose removal a crash lost; the rest are the live
+    /// segments.
+    fn drop_consumed(&mut self, found: &[u64], committed_segment: u64) {
+        for &i in found {
+            if i < committed_segment {
+                self.remove_stray(i, "before the committed cursor");
             } else {
-                q.segs.push_back(Seg {
+                self.segs.push_back(Seg {
                     index: i,
                     end: None,
                 });
             }
         }
+    }
 
-        // 4. Tail scan.
-        q.write_seq = tail.seq;
-        let tail_segs: Vec<u64> = q
+    /// Step 4: scan every live segment from the meta's write position
+    /// `tail` on, counting its records into `write_seq`.
+    fn scan_tails(&mut self, tail: Pos) -> Result<()> {
+        self.write_seq = tail.seq;
+        let tail_segs: Vec<u64> = self
             .segs
             .iter()
             .map(|s| s.index)
@@ -114,17 +172,20 @@ impl<S: Storage> DiskQueue<S> {
             } else {
                 SEG_HEADER_LEN
             };
-            q.scan_tail(i, start)?;
+            self.scan_tail(i, start)?;
         }
+        Ok(())
+    }
 
-        // 5. Active segment.
-        if let Some(last) = q.segs.back().copied() {
+    /// Step 5: reopen the last segment for writing, or start a new one.
+    fn open_active(&mut self) -> Result<()> {
+        if let Some(last) = self.segs.back().copied() {
             if let Some(end) = last.end {
-                q.reopen_writer(last.index, end)?;
+                self.reopen_writer(last.index, end)?;
             }
         }
-        if q.writer.is_none() {
-            match q.roll(0) {
+        if self.writer.is_none() {
+            match self.roll(0) {
                 Ok(()) => {}
                 // A full disk must not stop the broker from starting and
                 // draining what is there; appends will fail until space is
@@ -133,30 +194,30 @@ impl<S: Storage> DiskQueue<S> {
                 Err(e) => return Err(e),
             }
         }
+        Ok(())
+    }
 
-        // 6. Cursors.
+    /// Step 6: clamp the `committed` cursor into the live segments and the
+    /// written data, and start reading there.
+    fn place_cursors(&mut self, committed: Pos) {
         let mut start = committed;
         if start.offset < SEG_HEADER_LEN {
             start.offset = SEG_HEADER_LEN;
         }
-        if let Some(first) = q.segs.front() {
+        if let Some(first) = self.segs.front() {
             if start.segment < first.index {
                 start.segment = first.index;
                 start.offset = SEG_HEADER_LEN;
             }
         }
-        let wp = q.write_pos();
+        let wp = self.write_pos();
         if (start.segment, start.offset) > (wp.segment, wp.offset) {
             start = wp;
         }
-        start.seq = start.seq.min(q.write_seq);
-        q.reader.pos = start;
-        q.committed = start;
-        q.meta_dirty = true;
-
-        // 7. Make the repaired state the durable one.
-        q.sync()?;
-        Ok(q)
+        start.seq = start.seq.min(self.write_seq);
+        self.reader.pos = start;
+        self.committed = start;
+        self.meta_dirty = true;
     }
 
     fn blank(storage: S, name: &str, opts: Options) -> Self {
@@ -167,7 +228,7 @@ impl<S: Storage> DiskQueue<S> {
             segs: VecDeque::new(),
             writer: None,
             write_seq: 0,
-            next_index: 1,
+            next_index: FIRST_SEGMENT_INDEX,
             reader: Reader {
                 pos: Pos::default(),
                 file: None,
@@ -197,6 +258,7 @@ impl<S: Storage> DiskQueue<S> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("open", &name, e)),
         };
+        // One byte more than a meta, so that a longer file shows as damaged.
         let mut buf = [0u8; format::META_LEN + 1];
         let n = read_full_at(&f, &mut buf, 0).map_err(|e| Error::io("read", &name, e))?;
         match format::decode_meta(&buf[..n]) {
