@@ -18,7 +18,7 @@ use criterion::{Criterion, Throughput};
 use nsq_bench::messages;
 use nsq_broker::channel::Channel;
 use nsq_broker::config::Options;
-use nsq_broker::shard::ctx::ShardCtx;
+use nsq_broker::ctx::ShardCtx;
 
 /// Messages per pump step (`PUMP_BATCH` in `nsq_broker::topic`).
 const BATCH: usize = 1024;

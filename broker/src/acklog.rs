@@ -18,13 +18,21 @@
 use std::path::Path;
 
 use nsq_io::segment::{self, DiskQueue, FileStorage};
+use nsq_proto::message::MESSAGE_ID_LEN;
 use nsq_proto::MessageId;
 
-use crate::channel::inflight::IdMap;
+use crate::backend::{self, MIN_BYTES_PER_FILE};
 use crate::config::Options;
+use crate::idmap::IdMap;
 
 /// Acks buffered before one append.
 const BATCH: usize = 256;
+/// IDs per record when the log is rewritten.
+const COMPACT_BATCH: usize = 16 * BATCH;
+/// Largest segment of an acknowledgement log, whatever
+/// `--max-bytes-per-file` says: the log is rewritten at every full sync, so
+/// it stays small.
+const MAX_BYTES_PER_FILE: u64 = 16 << 20;
 
 /// IDs acknowledged before the last restart.
 pub type Acked = IdMap<()>;
@@ -41,20 +49,18 @@ pub struct AckLog {
 impl AckLog {
     /// Open (or create) the log `name` and return the IDs it holds.
     pub fn open(data_path: &Path, name: &str, opts: &Options) -> segment::Result<(AckLog, Acked)> {
-        let storage = FileStorage::new(data_path).map_err(|source| segment::Error::Io {
-            op: "open dir",
-            name: name.to_string(),
-            source,
-        })?;
+        let storage = backend::storage(data_path, name)?;
         let seg_opts = segment::Options {
-            max_bytes_per_file: opts.max_bytes_per_file.clamp(4096, 16 << 20),
+            max_bytes_per_file: opts
+                .max_bytes_per_file
+                .clamp(MIN_BYTES_PER_FILE, MAX_BYTES_PER_FILE),
             ..segment::Options::default()
         };
         let mut queue = DiskQueue::open(storage, name, seg_opts)?;
         let mut acked = Acked::default();
         let mut previous = Vec::new();
         while let Some(record) = queue.read_next()? {
-            for chunk in record.data.chunks_exact(16) {
+            for chunk in record.data.chunks_exact(MESSAGE_ID_LEN) {
                 if let Some(id) = MessageId::from_slice(chunk) {
                     acked.insert(id, ());
                     previous.push(id);
@@ -87,7 +93,7 @@ impl AckLog {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut record = Vec::with_capacity(self.pending.len() * 16);
+        let mut record = Vec::with_capacity(self.pending.len() * MESSAGE_ID_LEN);
         for id in &self.pending {
             record.extend_from_slice(&id.0);
         }
@@ -102,8 +108,8 @@ impl AckLog {
         self.flush()?;
         self.queue.empty()?;
         let keep = std::mem::take(&mut self.current);
-        for chunk in keep.chunks(BATCH * 16) {
-            let mut record = Vec::with_capacity(chunk.len() * 16);
+        for chunk in keep.chunks(COMPACT_BATCH) {
+            let mut record = Vec::with_capacity(chunk.len() * MESSAGE_ID_LEN);
             for id in chunk {
                 record.extend_from_slice(&id.0);
             }

@@ -18,23 +18,34 @@
 //! The deferral is stored as wall-clock time, so a deferred message keeps its
 //! remaining delay across a restart (nsqd loses it, nsqio/nsq#1107).
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use nsq_io::segment::{self, DiskQueue, FileStorage, Pos};
+use nsq_io::segment::{self, DataSync, DiskQueue, FileStorage, Pos};
+use nsq_proto::message::MESSAGE_ID_LEN;
 use nsq_proto::MessageId;
 
-use crate::acklog::{AckLog, Acked};
-use crate::channel::inflight::IdMap;
 use crate::config::Options;
+use crate::idmap::IdMap;
 use crate::message::{now_ns, Message};
 
 const KIND_MESSAGE: u8 = 1;
 const KIND_SUPERSEDING: u8 = 2;
-const HEADER: usize = 1 + 8 + 2 + 16 + 8;
+/// Where the header's fields start:
+/// `[kind:1][timestamp ns:8][attempts:2][id:16][deliver_at unix ns:8]`.
+const AT_TIMESTAMP: usize = 1;
+const AT_ATTEMPTS: usize = AT_TIMESTAMP + 8;
+const AT_ID: usize = AT_ATTEMPTS + 2;
+const AT_DELIVER_AT: usize = AT_ID + MESSAGE_ID_LEN;
+/// The header's length: the body follows.
+const HEADER: usize = AT_DELIVER_AT + 8;
+/// Smallest segment size of a disk queue, whatever `--max-bytes-per-file`
+/// says.
+pub const MIN_BYTES_PER_FILE: u64 = 4096;
+/// Messages moved per batch when adopting an orphaned topic part.
+const ADOPT_BATCH: usize = 1024;
 
 /// Encode a message as a disk record.
 pub fn encode(msg: &Message, buf: &mut BytesMut) {
@@ -75,10 +86,10 @@ fn decode_kind(data: Bytes) -> Option<(Message, bool)> {
         b.copy_from_slice(&data[at..at + 8]);
         i64::from_be_bytes(b)
     };
-    let timestamp = i64_at(1);
-    let attempts = u16::from_be_bytes([data[9], data[10]]);
-    let id = MessageId::from_slice(&data[11..27])?;
-    let deliver_ns = i64_at(27);
+    let timestamp = i64_at(AT_TIMESTAMP);
+    let attempts = u16::from_be_bytes([data[AT_ATTEMPTS], data[AT_ATTEMPTS + 1]]);
+    let id = MessageId::from_slice(&data[AT_ID..AT_DELIVER_AT])?;
+    let deliver_ns = i64_at(AT_DELIVER_AT);
     let deliver_at = (deliver_ns > 0).then(|| {
         let left = deliver_ns.saturating_sub(now_ns()).max(0) as u64;
         Instant::now() + Duration::from_nanos(left)
@@ -113,18 +124,7 @@ pub struct Backend {
     appends_since_sync: u64,
     sync_every: u64,
     scratch: BytesMut,
-    /// Channels only: the log of FINished IDs, and the IDs it held at open.
-    acks: Option<AckLog>,
-    acked: Acked,
-    /// Until then (a while after a restart that found acks or a backlog),
-    /// new FINs are also remembered in `acked`: topic parts replaying after
-    /// a crash can hand over a second copy of a message after its first copy
-    /// was FINished. Afterwards `acked` is dropped to free the memory.
-    recovery_until: Option<std::time::Instant>,
 }
-
-/// How long after a restart FINished IDs are remembered in memory.
-const RECOVERY_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A message read from disk, with the position its owner passes to
 /// [`Backend::finish`] when done with it.
@@ -141,70 +141,36 @@ pub struct Read {
 pub type Superseded = IdMap<Pos>;
 
 impl Backend {
-    /// Open a channel's queue and find the records that later ones replace
-    /// (a REQ with a delay, rewritten): one pass over the unconsumed records,
-    /// then the queue is opened again so reading starts at the committed
-    /// cursor. The pass reads the backlog once (about 3M records/s).
-    pub fn open_scanned(
+    /// Find, in one pass over the unconsumed records of queue `name`, those
+    /// that a later record replaces (a REQ with a delay, rewritten). The
+    /// pass reads the backlog once (about 3M records/s) from a queue opened
+    /// for it alone, so the caller's own open reads from the committed
+    /// cursor.
+    pub fn scan_superseding(
         data_path: &Path,
         name: &str,
         opts: &Options,
-    ) -> segment::Result<(Backend, Superseded)> {
+    ) -> segment::Result<Superseded> {
         let mut superseded = Superseded::default();
-        {
-            let mut scan = Backend::open(data_path, name, opts)?;
-            loop {
-                let pos = scan.queue.read_pos();
-                let Some(record) = scan.queue.read_next()? else {
-                    break;
-                };
-                if let Some((msg, true)) = decode_kind(record.data) {
-                    superseded.insert(msg.id, pos);
-                }
-            }
-            scan.queue.drain_events();
-        }
-        let mut backend = Backend::open(data_path, name, opts)?;
-        let (acks, acked) = AckLog::open(data_path, &format!("{name}acks"), opts)?;
-        if !acked.is_empty() || backend.depth() > 0 {
-            backend.recovery_until = Some(std::time::Instant::now() + RECOVERY_WINDOW);
-        }
-        backend.acks = Some(acks);
-        backend.acked = acked;
-        Ok((backend, superseded))
-    }
-
-    /// A consumer FINished message `id`: log it, so a restart skips copies.
-    pub fn ack(&mut self, id: MessageId) {
-        if let Some(acks) = self.acks.as_mut() {
-            if let Err(e) = acks.add(id) {
-                crate::log_error!("ACKLOG({}): {e}", self.queue.name());
+        let mut scan = Backend::open(data_path, name, opts)?;
+        loop {
+            let pos = scan.queue.read_pos();
+            let Some(record) = scan.queue.read_next()? else {
+                break;
+            };
+            if let Some((msg, true)) = decode_kind(record.data) {
+                superseded.insert(msg.id, pos);
             }
         }
-        if let Some(until) = self.recovery_until {
-            if std::time::Instant::now() < until {
-                self.acked.insert(id, ());
-            } else {
-                self.recovery_until = None;
-                self.acked = Acked::default();
-            }
-        }
-    }
-
-    /// Was `id` FINished before the last restart?
-    pub fn is_acked(&self, id: &MessageId) -> bool {
-        self.acked.contains_key(id)
+        scan.queue.drain_events();
+        Ok(superseded)
     }
 
     /// Open (or create and recover) the queue `name` in `data_path`.
     pub fn open(data_path: &Path, name: &str, opts: &Options) -> segment::Result<Backend> {
-        let storage = FileStorage::new(data_path).map_err(|source| segment::Error::Io {
-            op: "open dir",
-            name: name.to_string(),
-            source,
-        })?;
+        let storage = storage(data_path, name)?;
         let seg_opts = segment::Options {
-            max_bytes_per_file: opts.max_bytes_per_file.max(4096),
+            max_bytes_per_file: opts.max_bytes_per_file.max(MIN_BYTES_PER_FILE),
             // A record is one message plus our header.
             max_record_size: (opts.max_msg_size as usize + HEADER).min(u32::MAX as usize) as u32,
             sync_every: opts.sync_every,
@@ -221,9 +187,6 @@ impl Backend {
             appends_since_sync: 0,
             sync_every: opts.sync_every,
             scratch: BytesMut::new(),
-            acks: None,
-            acked: Acked::default(),
-            recovery_until: None,
         })
     }
 
@@ -344,18 +307,11 @@ impl Backend {
     pub fn empty(&mut self) -> segment::Result<()> {
         self.outstanding.clear();
         self.unfinished = 0;
-        self.acked.clear();
-        if let Some(acks) = self.acks.as_mut() {
-            acks.empty()?;
-        }
         self.queue.empty()
     }
 
     /// Remove the files (topic/channel delete).
     pub fn delete(self) -> segment::Result<()> {
-        if let Some(acks) = self.acks {
-            acks.delete()?;
-        }
         self.queue.delete()
     }
 
@@ -383,6 +339,35 @@ impl Backend {
     pub fn sync(&mut self) -> segment::Result<()> {
         self.queue.sync()
     }
+
+    /// A sync is being attempted: `--sync-every` counts appends from now.
+    pub fn reset_sync_count(&mut self) {
+        self.appends_since_sync = 0;
+    }
+
+    /// First half of a data sync run off the core (see
+    /// `DiskQueue::begin_sync_data`); `None` if nothing is left to sync.
+    pub fn begin_sync_data(&mut self) -> segment::Result<Option<DataSync>> {
+        self.queue.begin_sync_data()
+    }
+
+    /// Second half: record the outcome of [`DataSync::run`].
+    pub fn finish_sync_data(
+        &mut self,
+        ds: DataSync,
+        res: std::io::Result<()>,
+    ) -> segment::Result<()> {
+        self.queue.finish_sync_data(ds, res)
+    }
+}
+
+/// The storage of queue `name` (for its error messages) in `data_path`.
+pub fn storage(data_path: &Path, name: &str) -> segment::Result<FileStorage> {
+    FileStorage::new(data_path).map_err(|source| segment::Error::Io {
+        op: "open dir",
+        name: name.to_string(),
+        source,
+    })
 }
 
 /// Move the messages of topic parts that belonged to shards that no longer
@@ -415,7 +400,7 @@ pub fn adopt_orphan_parts(data_path: &Path, shards: usize, opts: &Options) -> se
         let mut to = Backend::open(data_path, &format!("{topic}~{}", shard % shards), opts)?;
         loop {
             let mut batch = Vec::new();
-            while batch.len() < 1024 {
+            while batch.len() < ADOPT_BATCH {
                 match from.read()? {
                     Some(read) => batch.push(read.msg),
                     None => break,
@@ -446,45 +431,6 @@ pub enum SyncKind {
     Data,
     /// Data, then the cursor file.
     Full,
-}
-
-/// Sync a backend without stalling the core: the fdatasync of the data runs
-/// on glommio's blocking pool while this core serves its other connections.
-/// A full sync then writes the small cursor file inline. No borrow is held
-/// across the await.
-pub async fn sync_off_core(cell: &RefCell<Option<Backend>>, kind: SyncKind) -> segment::Result<()> {
-    let begun = match cell.borrow_mut().as_mut() {
-        Some(b) => {
-            b.appends_since_sync = 0;
-            if let Some(acks) = b.acks.as_mut() {
-                acks.flush()?;
-            }
-            b.queue.begin_sync_data()?
-        }
-        None => return Ok(()),
-    };
-    if let Some(ds) = begun {
-        let (ds, res) = glommio::executor()
-            .spawn_blocking(move || {
-                let res = ds.run();
-                (ds, res)
-            })
-            .await;
-        if let Some(b) = cell.borrow_mut().as_mut() {
-            b.queue.finish_sync_data(ds, res)?;
-        }
-    }
-    match cell.borrow_mut().as_mut() {
-        Some(b) if kind == SyncKind::Full => {
-            b.queue.sync()?;
-            // The cursor is durable now: older acks are no longer needed.
-            match b.acks.as_mut() {
-                Some(acks) => acks.compact(),
-                None => Ok(()),
-            }
-        }
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -1,33 +1,45 @@
 //! nsqd: a thread-per-core, drop-in replacement for NSQ's nsqd.
 //!
-//! # Layout
-//! - [`server`]: startup: listeners, one shard per core, the data-path lock.
-//! - [`shard`]: the per-core root, cross-core messages and routing.
-//! - [`topic`]: a topic's part on one shard: store, then fan out to channels.
+//! # Layout, in dependency order (each module uses only those above it)
+//! - [`message`], [`idmap`] (maps keyed by message ID), [`config`], [`log`],
+//!   [`client`] (one connection's state), [`stats`], [`metadata`]
+//!   (`nsqd.dat`): leaves.
+//! - [`backend`], [`acklog`]: a queue's disk side; [`ctx`]: a shard's
+//!   storage context; [`queue_store`]: a queue's storage (memory, disk,
+//!   health, sync), held by every topic part and channel; [`peers`]: the other shards (mesh handle, `ShardMsg`,
+//!   channel routing).
+//! - [`upgrade`]: startup import of the original nsqd's disk queues.
 //! - [`channel`]: a channel on its owner shard: queue, in-flight, deferred.
-//! - [`client`]: the per-connection loop (`client::conn`), command execution
-//!   (`client::exec`) and the writer (`client::pump`).
-//! - [`http`]: the HTTP API.
-//! - [`stats`]: `/stats` shapes and merging across shards.
-//! - [`config`]: nsqd's flags and config file.
-//! - [`metadata`]: `nsqd.dat`, the topics and channels that survive a restart.
+//! - [`topic`]: a topic's part on one shard: store, then fan out to channels.
+//! - [`shard`]: the per-core state, its control operations and background
+//!   loops (sync, nsqd.dat, nsqlookupd).
+//! - [`protocol`]: the TCP protocol: the per-connection loop
+//!   (`protocol::conn`), command execution (`protocol::exec`), the writer
+//!   (`protocol::pump`); [`http`]: the HTTP API.
+//! - [`inbox`]: applies what other shards send; [`server`]: startup.
 //!
-//! The message path, in order: `client::conn` reads a PUB, `client::exec`
+//! The message path, in order: `protocol::conn` reads a PUB, `protocol::exec`
 //! stores it with `topic::Topic::put` on the same core and answers OK;
-//! the topic's pump hands it to each channel (`channel::Channel::put`, or a
-//! `shard::msg::ShardMsg::Deliver` batch to another core); the channel's
-//! `dispatch` encodes it into a ready consumer's buffer; `client::pump`
-//! writes it out.
+//! the topic's pump hands it to each channel (`channel::Channel::put_batch`,
+//! or a `peers::msg::ShardMsg::Deliver` batch to another core); the
+//! channel's `dispatch` encodes it into a ready consumer's buffer;
+//! `protocol::pump` writes it out.
 
 pub mod acklog;
 pub mod backend;
 pub mod channel;
 pub mod client;
 pub mod config;
+pub mod ctx;
 pub mod http;
+pub mod idmap;
+pub mod inbox;
 pub mod log;
 pub mod message;
 pub mod metadata;
+pub mod peers;
+pub mod protocol;
+pub mod queue_store;
 pub mod server;
 pub mod shard;
 pub mod stats;

@@ -21,9 +21,8 @@ fn main() {
         println!("{}", Options::version_string());
         return;
     }
-    nsq_broker::log::set_prefix(&opts.log_prefix);
-    nsq_broker::log::set_level(opts.log_level);
-    nsq_broker::server::block_signals();
+    nsq_broker::log::init(opts.log_level, &opts.log_prefix);
+    nsq_daemon::signals::block_signals();
     let prefix = opts.log_prefix.clone();
     if let Err(e) = nsq_broker::server::run(opts) {
         eprintln!("{prefix}FATAL: {e:#}");

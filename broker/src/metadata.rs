@@ -103,7 +103,7 @@ impl Metadata {
         }
         Metadata {
             topics: (!topics.is_empty()).then_some(topics),
-            version: crate::client::identify::VERSION.to_string(),
+            version: crate::config::NSQD_VERSION.to_string(),
         }
     }
 }

@@ -16,25 +16,14 @@ use nsq_io::mesh::{self, MeshPart};
 
 use crate::config::Options;
 use crate::metadata::TopicMeta;
-use crate::shard::msg::ShardMsg;
-use crate::shard::{run_mesh_receiver, Listen, Shard};
+use crate::peers::msg::ShardMsg;
+use crate::peers::Peers;
+use crate::shard::{Listen, Shard};
 
 /// Capacity of each shard-to-shard queue, in messages (a `Deliver` carries
 /// up to 1024 messages). Bounded so a slow core pushes back on its peers
 /// instead of buffering without limit.
 const MESH_CAPACITY: usize = 1024;
-
-/// The OS host name.
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return String::from("localhost");
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
 
 fn resolve(flag: &str, addr: &str) -> anyhow::Result<SocketAddr> {
     addr.to_socket_addrs()
@@ -105,26 +94,55 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         opts.data_path.clone()
     };
     let _lock = DirLock::acquire(&data_path)?;
-    let restored = crate::metadata::load(&data_path)
-        .context("failed to load metadata")?
-        .map(|m| m.valid_topics())
-        .unwrap_or_default();
-    let restored: Arc<Vec<TopicMeta>> = Arc::new(restored);
-
     nsq_io::runtime::probe()?;
     let shards = match opts.shards {
         0 => nsq_io::runtime::usable_cpus().len().max(1),
         n => n,
     };
     nsq_io::runtime::check_memlock(shards)?;
-    crate::backend::adopt_orphan_parts(&data_path, shards, &opts)
-        .context("failed to adopt the disk queues of a larger --shards")?;
-    let restored = Arc::new(
-        crate::upgrade::import_go_queues(&data_path, &opts, &restored)
-            .context("failed to import the disk queues of the original nsqd")?,
-    );
+    let restored = prepare_data(&data_path, shards, &opts)?;
+    let (listen, guards) = reserve_listeners(&opts)?;
+    crate::log_info!("{}", Options::version_string());
+    crate::log_info!("ID: {}", opts.node_id);
+    crate::log_info!("TCP: listening on {} ({shards} shards)", listen.tcp);
+    if let Some(http) = listen.http {
+        crate::log_info!("HTTP: listening on {http}");
+    }
 
-    // Reserve the ports (resolving :0) before the shards bind them.
+    let running = start_shards(shards, Arc::new(opts), listen, data_path, restored)?;
+    drop(guards);
+    crate::log_info!("ready");
+    wait_for_signal();
+    crate::log_info!("exiting");
+    running.shut_down();
+    Ok(())
+}
+
+/// Everything on disk before the shards start (blocking I/O is fine here:
+/// no shard runs yet): nsqd.dat, disk queues of shards that no longer run
+/// (`--shards` lowered), the original nsqd's queues (upgrade in place).
+/// Returns the topics and channels every shard recreates.
+fn prepare_data(
+    data_path: &Path,
+    shards: usize,
+    opts: &Options,
+) -> anyhow::Result<Arc<Vec<TopicMeta>>> {
+    let restored = crate::metadata::load(data_path)
+        .context("failed to load metadata")?
+        .map(|m| m.valid_topics())
+        .unwrap_or_default();
+    crate::backend::adopt_orphan_parts(data_path, shards, opts)
+        .context("failed to adopt the disk queues of a larger --shards")?;
+    let restored = crate::upgrade::import_go_queues(data_path, opts, &restored)
+        .context("failed to import the disk queues of the original nsqd")?;
+    Ok(Arc::new(restored))
+}
+
+/// Sockets holding the ports until every shard has bound them.
+type PortGuards = (nsq_io::net::Reservation, Option<nsq_io::net::Reservation>);
+
+/// Reserve the ports (resolving :0) before the shards bind them.
+fn reserve_listeners(opts: &Options) -> anyhow::Result<(Listen, PortGuards)> {
     let (tcp_guard, tcp) = nsq_io::net::reserve_port(resolve("tcp-address", &opts.tcp_address)?)
         .with_context(|| format!("listen ({}) failed", opts.tcp_address))?;
     let (http_guard, http) = if opts.http_address.is_empty() {
@@ -134,41 +152,50 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             .with_context(|| format!("listen ({}) failed", opts.http_address))?;
         (Some(g), Some(a))
     };
-    let listen = Listen { tcp, http };
-    crate::log_info!("{}", Options::version_string());
-    crate::log_info!("ID: {}", opts.node_id);
-    crate::log_info!("TCP: listening on {tcp} ({shards} shards)");
-    if let Some(http) = http {
-        crate::log_info!("HTTP: listening on {http}");
-    }
+    Ok((Listen { tcp, http }, (tcp_guard, http_guard)))
+}
 
-    let opts = Arc::new(opts);
+/// The running shards, as the main thread sees them.
+struct Running {
+    shards: usize,
+    /// Each shard's own stop queue: one "stop" per phase. (One queue shared
+    /// by all would let a fast shard take two phases' stops.)
+    stop: Vec<flume::Sender<()>>,
+    /// Each shard answers here when it finished a phase.
+    done: std::sync::mpsc::Receiver<()>,
+    _handles: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+/// Start one shard per core and wait (bounded) until every one is up.
+fn start_shards(
+    shards: usize,
+    opts: Arc<Options>,
+    listen: Listen,
+    data_path: PathBuf,
+    restored: Arc<Vec<TopicMeta>>,
+) -> anyhow::Result<Running> {
     let start_time = crate::message::now_secs();
     let parts: Vec<MeshPart<ShardMsg>> = mesh::build(shards, MESH_CAPACITY);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-    // Shutdown: one "stop" per shard, each answers on `done` when saved.
-    let (stop_tx, stop_rx) = flume::bounded::<()>(shards);
+    let (stop_tx, stop_rx): (Vec<_>, Vec<_>) = (0..shards).map(|_| flume::bounded::<()>(2)).unzip();
+    let mut stop_rx = stop_rx.into_iter();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let mut parts = parts.into_iter();
-    let handles = nsq_io::runtime::spawn_shards(shards, |id| {
+    let handles = nsq_io::runtime::spawn_shards(shards, |_shard| {
         let part = parts.next();
         let opts = opts.clone();
         let ready = ready_tx.clone();
-        let restored = restored.clone();
-        let data_path = data_path.clone();
-        let stop = stop_rx.clone();
-        let done = done_tx.clone();
+        let boot = Boot {
+            listen,
+            start_time,
+            data_path: data_path.clone(),
+            restored: restored.clone(),
+            stop: stop_rx.next(),
+            done: done_tx.clone(),
+        };
         move || async move {
             let Some(part) = part else { return };
-            let boot = Boot {
-                listen,
-                start_time,
-                data_path,
-                restored,
-                stop,
-                done,
-            };
-            if let Err(e) = run_shard(id, part, opts, boot, ready.clone()).await {
+            if let Err(e) = run_shard(part, opts, boot, ready.clone()).await {
                 let _ = ready.send(Err(e.to_string()));
             }
         }
@@ -183,54 +210,38 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             Err(_) => bail!("a shard did not start within {STARTUP_TIMEOUT:?}"),
         }
     }
-    drop(tcp_guard);
-    drop(http_guard);
-    crate::log_info!("ready");
-    wait_for_signal();
-    crate::log_info!("exiting");
-    // Two phases, each finished by every shard before the next starts:
-    // 1. stop handing messages between cores (no batch left in flight),
-    // 2. write memory, in-flight and deferred messages to disk, and nsqd.dat.
-    'phases: for _phase in 0..2 {
-        for _ in 0..shards {
-            let _ = stop_tx.send(());
-        }
-        for _ in 0..shards {
-            if done_rx.recv_timeout(SHUTDOWN_TIMEOUT).is_err() {
-                crate::log_error!("a shard did not finish shutting down in {SHUTDOWN_TIMEOUT:?}");
-                break 'phases;
+    Ok(Running {
+        shards,
+        stop: stop_tx,
+        done: done_rx,
+        _handles: handles,
+    })
+}
+
+impl Running {
+    /// Two phases, each finished by every shard before the next starts:
+    /// 1. stop handing messages between cores (no batch left in flight),
+    /// 2. write memory, in-flight and deferred messages to disk, and nsqd.dat.
+    fn shut_down(self) {
+        for _phase in 0..2 {
+            for stop in &self.stop {
+                let _ = stop.send(());
+            }
+            for _ in 0..self.shards {
+                if self.done.recv_timeout(SHUTDOWN_TIMEOUT).is_err() {
+                    crate::log_error!(
+                        "a shard did not finish shutting down in {SHUTDOWN_TIMEOUT:?}"
+                    );
+                    return;
+                }
             }
         }
     }
-    drop(handles);
-    Ok(())
 }
 
-/// Block SIGINT/SIGTERM in every thread (call before spawning) and wait for one.
-fn wait_for_signal() {
-    // SAFETY: plain signal-mask calls on a zeroed sigset.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let mut sig = 0;
-        libc::sigwait(&set, &mut sig);
-    }
-}
-
-/// Block SIGINT and SIGTERM so only `wait_for_signal` sees them; threads
-/// created afterwards inherit the mask.
-pub fn block_signals() {
-    // SAFETY: plain signal-mask calls on a zeroed sigset.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
-}
+// SIGINT/SIGTERM are blocked in every thread by `main`
+// (`nsq_daemon::signals::block_signals`) and awaited here.
+use nsq_daemon::signals::wait_for_signal;
 
 /// What every shard starts from.
 struct Boot {
@@ -238,7 +249,7 @@ struct Boot {
     start_time: i64,
     data_path: PathBuf,
     restored: Arc<Vec<TopicMeta>>,
-    stop: flume::Receiver<()>,
+    stop: Option<flume::Receiver<()>>,
     done: std::sync::mpsc::Sender<()>,
 }
 
@@ -249,77 +260,77 @@ const STARTUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn run_shard(
-    id: usize,
     part: MeshPart<ShardMsg>,
     opts: Arc<Options>,
     boot: Boot,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) -> anyhow::Result<()> {
     let listen = boot.listen;
-    let tcp = nsq_io::net::listen_shared(listen.tcp)
+    let (tcp, tcp_fd) = nsq_io::net::listen_shared(listen.tcp)
         .map_err(|e| anyhow!("listen ({}) failed - {e}", listen.tcp))?;
+    let mut listener_fds = vec![tcp_fd];
     let http = match listen.http {
-        Some(addr) => Some(
-            nsq_io::net::listen_shared(addr)
-                .map_err(|e| anyhow!("listen ({addr}) failed - {e}"))?,
-        ),
+        Some(addr) => {
+            let (http, fd) = nsq_io::net::listen_shared(addr)
+                .map_err(|e| anyhow!("listen ({addr}) failed - {e}"))?;
+            listener_fds.push(fd);
+            Some(http)
+        }
         None => None,
     };
     let (mesh, receivers) = part.connect().await;
-    let shard = Shard::new(id, opts, mesh, listen, boot.start_time, boot.data_path);
+    let shard = Shard::new(
+        opts,
+        Peers::new(mesh),
+        listen,
+        boot.start_time,
+        boot.data_path,
+    );
     shard.restore(&boot.restored);
     shard.start_tasks();
-    let stopping = shard.clone();
-    let (stop, done) = (boot.stop, boot.done);
-    glommio::spawn_local(async move {
-        if stop.recv_async().await.is_ok() {
-            stopping.quiesce().await;
-        }
-        let _ = done.send(());
-        if stop.recv_async().await.is_ok() {
-            stopping.shutdown().await;
-        }
-        let _ = done.send(());
-    })
-    .detach();
     for (_from, rx) in receivers {
-        glommio::spawn_local(run_mesh_receiver(shard.clone(), rx)).detach();
+        glommio::spawn_local(crate::inbox::run(shard.clone(), rx)).detach();
     }
     if let Some(http) = http {
         glommio::spawn_local(accept_http(shard.clone(), http)).detach();
     }
+    glommio::spawn_local(accept_tcp(shard.clone(), tcp)).detach();
     let _ = ready.send(Ok(()));
-    accept_tcp(shard, tcp).await;
+
+    // Shutdown, phase by phase as the main thread says (see `Running`). The
+    // listeners stop first, as nsqd's Exit closes them: no new connection
+    // during the flush, and the ports are free the moment the process ends.
+    let done = boot.done;
+    let Some(stop) = boot.stop else {
+        return Err(anyhow!("shard started without its stop queue"));
+    };
+    if stop.recv_async().await.is_ok() {
+        for fd in listener_fds {
+            nsq_io::net::stop_listening(fd);
+        }
+        shard.quiesce().await;
+    }
+    let _ = done.send(());
+    if stop.recv_async().await.is_ok() {
+        shard.shutdown().await;
+    }
+    let _ = done.send(());
+    // Keep serving the other shards (shard 0 gathers nsqd.dat from every
+    // shard during its own phase 2) until the process exits.
+    futures_lite::future::pending::<()>().await;
     Ok(())
 }
 
 async fn accept_tcp(shard: Rc<Shard>, listener: TcpListener) {
-    loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                glommio::spawn_local(crate::client::conn::serve(shard.clone(), stream)).detach();
-            }
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                crate::log_error!("TCP: accept error - {e}");
-                glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
+    nsq_daemon::accept::accept_loop(listener, "TCP", |stream| {
+        glommio::spawn_local(crate::protocol::conn::serve(shard.clone(), stream)).detach();
+    })
+    .await;
 }
 
 async fn accept_http(shard: Rc<Shard>, listener: TcpListener) {
-    loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                glommio::spawn_local(crate::http::serve(shard.clone(), stream)).detach();
-            }
-            Err(e) => {
-                crate::log_error!("HTTP: accept error - {e}");
-                glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
+    nsq_daemon::accept::accept_loop(listener, "HTTP", |stream| {
+        glommio::spawn_local(crate::http::serve(shard.clone(), stream)).detach();
+    })
+    .await;
 }

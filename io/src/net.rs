@@ -49,16 +49,19 @@ pub fn stream_from_fd(fd: OwnedFd) -> TcpStream {
 /// binds again at once after a restart (SO_REUSEADDR): without it, the
 /// TIME_WAIT sockets of connections the previous process closed make the
 /// bind fail for a minute. That another process is still *listening* on the
-/// port is caught earlier, by [`reserve_port`]'s plain bind.
-pub fn listen_shared(addr: SocketAddr) -> io::Result<TcpListener> {
+/// port is caught earlier, by [`reserve_port`]'s plain bind. Also returns
+/// the descriptor, for [`stop_listening`] at shutdown (glommio's listener
+/// does not expose it).
+pub fn listen_shared(addr: SocketAddr) -> io::Result<(TcpListener, RawFd)> {
     let socket = socket2::Socket::new(domain_of(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
+    let fd = socket.into_raw_fd();
     // SAFETY: a bound, listening TCP socket we own; ownership passes to the
     // listener, which closes it on drop.
-    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+    Ok((unsafe { TcpListener::from_raw_fd(fd) }, fd))
 }
 
 fn domain_of(addr: SocketAddr) -> socket2::Domain {
@@ -66,6 +69,19 @@ fn domain_of(addr: SocketAddr) -> socket2::Domain {
         socket2::Domain::IPV6
     } else {
         socket2::Domain::IPV4
+    }
+}
+
+/// Stop a listening socket now: pending and later accepts fail (EINVAL)
+/// and new connections are refused, while the descriptor stays valid for
+/// its owner to drop. Closing alone is not enough at exit: an accept still
+/// queued in io_uring keeps the socket listening until the ring's deferred
+/// teardown, so a restart right after exit could find the port in use.
+pub fn stop_listening(fd: RawFd) {
+    // SAFETY: shutdown(2) on a descriptor; an invalid one only returns an
+    // error, which there is nothing to do about.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
     }
 }
 
@@ -86,11 +102,14 @@ pub async fn resolve(addr: &str) -> io::Result<SocketAddr> {
         .await
 }
 
+/// A port held by [`reserve_port`] until it is dropped.
+pub type Reservation = socket2::Socket;
+
 /// Reserve `addr` (resolving port 0 to a real port) with SO_REUSEPORT but
 /// without listening, so every shard can then bind the same port. The
 /// returned socket must be kept until the shards have bound, then dropped; a
 /// bound socket that does not listen never receives connections.
-pub fn reserve_port(addr: SocketAddr) -> io::Result<(socket2::Socket, SocketAddr)> {
+pub fn reserve_port(addr: SocketAddr) -> io::Result<(Reservation, SocketAddr)> {
     let domain = domain_of(addr);
     // SO_REUSEPORT would let us share a port with another running nsqd; a
     // plain bind first fails with EADDRINUSE if anyone listens there.

@@ -10,27 +10,31 @@
 //! * [`registration_db`]: the registry, pure and unit-tested.
 //! * [`protocol`]: the V1 commands without I/O; [`tcp`]: the socket loop.
 //! * [`http`]: the HTTP API.
-//! * [`log`]: nsqlookupd's log line format.
+//!
+//! Logging, flag syntax, signals and the accept loop are nsqd's too:
+//! `nsq_daemon`. The V1 wire format is `nsq_proto::lookup`.
 //!
 //! Startup binds both listeners before the executor starts, so a port in use
 //! is reported (and the process exits 1) before anything else happens.
 
 mod config;
 mod http;
-mod log;
 mod protocol;
 mod registration_db;
 mod tcp;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::rc::Rc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
+use nsq_daemon::accept::accept_loop;
+use nsq_daemon::signals::{block_signals, wait_for_signal};
+use nsq_daemon::{log_error, log_fatal, log_info, log_warn};
 use serde::Serialize;
 
 use config::{Options, Parsed};
@@ -79,7 +83,7 @@ pub fn now_ns() -> i64 {
 }
 
 fn main() {
-    let hostname = hostname();
+    let hostname = nsq_daemon::host::hostname();
     let opts = match Options::parse_args(std::env::args().skip(1), &hostname) {
         Ok(Parsed::Run(opts)) => opts,
         Ok(Parsed::Version) => {
@@ -100,7 +104,7 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
-    log::init(opts.log_level, &opts.log_prefix);
+    nsq_daemon::log::init(opts.log_level, &opts.log_prefix);
     block_signals();
     if let Err(e) = run(opts, &hostname) {
         log_fatal!("{e:#}");
@@ -132,6 +136,8 @@ fn run(opts: Options, hostname: &str) -> anyhow::Result<()> {
     })?;
     log_info!("TCP: listening on {tcp_addr}");
     log_info!("HTTP: listening on {http_addr}");
+    // Kept to stop the listeners at exit (see below).
+    let listener_fds = [tcp.as_raw_fd(), http.as_raw_fd()];
 
     let executor = LocalExecutorBuilder::new(Placement::Unbound)
         .name("nsqlookupd")
@@ -151,8 +157,18 @@ fn run(opts: Options, hostname: &str) -> anyhow::Result<()> {
                     TcpListener::from_raw_fd(http.into_raw_fd()),
                 )
             };
-            glommio::spawn_local(accept(lookupd.clone(), http, "HTTP")).detach();
-            accept(lookupd, tcp, "TCP").await;
+            let http_lookupd = lookupd.clone();
+            let serve_http = move |stream| {
+                glommio::spawn_local(http::serve(http_lookupd.clone(), stream)).detach();
+            };
+            glommio::spawn_local(accept_loop(http, "HTTP", serve_http)).detach();
+            accept_loop(tcp, "TCP", |stream| {
+                glommio::spawn_local(tcp::serve(lookupd.clone(), stream)).detach();
+            })
+            .await;
+            // The listeners were stopped at exit: stay up until the process
+            // ends (an executor that stops is a fatal error below).
+            futures_lite::future::pending::<()>().await;
         })
         .map_err(|e| anyhow!("cannot start executor: {e}"))?;
     // Everything runs on the executor; if it ever stops, so does the process.
@@ -165,68 +181,11 @@ fn run(opts: Options, hostname: &str) -> anyhow::Result<()> {
     wait_for_signal();
     log_info!("TCP: closing {tcp_addr}");
     log_info!("HTTP: closing {http_addr}");
+    // An accept queued in io_uring would keep the sockets listening past
+    // the process's end (the ring is torn down later): a restart right away
+    // would find the ports in use.
+    for fd in listener_fds {
+        nsq_io::net::stop_listening(fd);
+    }
     Ok(())
-}
-
-/// Accept connections forever, one task each.
-async fn accept(lookupd: Rc<Lookupd>, listener: TcpListener, kind: &'static str) {
-    loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                let task = match kind {
-                    "TCP" => glommio::spawn_local(tcp::serve(lookupd.clone(), stream)),
-                    _ => glommio::spawn_local(http::serve(lookupd.clone(), stream)),
-                };
-                task.detach();
-            }
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                log_error!("{kind}: accept error - {e}");
-                glommio::timer::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-/// The OS host name (Go's `os.Hostname`), or "localhost" if unreadable.
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "localhost".to_string();
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
-fn signal_set() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data, initialised by sigemptyset.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        set
-    }
-}
-
-/// Block SIGINT and SIGTERM in this thread and every thread started after,
-/// so only [`wait_for_signal`] sees them.
-fn block_signals() {
-    let set = signal_set();
-    // SAFETY: plain signal-mask call with a valid set.
-    unsafe {
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
-}
-
-fn wait_for_signal() {
-    let set = signal_set();
-    let mut sig = 0;
-    // SAFETY: sigwait with a valid set and out-pointer.
-    unsafe {
-        libc::sigwait(&set, &mut sig);
-    }
 }

@@ -1,50 +1,20 @@
-//! nsqlookupd's TCP protocol V1, without I/O: what each command line does
-//! to the registration DB and what goes back on the wire.
+//! nsqlookupd's TCP protocol V1, without I/O: what each command does to the
+//! registration DB and what goes back on the wire.
 //! (`nsqlookupd/lookup_protocol_v1.go` is the oracle.)
 //!
-//! ```text
-//! client: "  V1"                           magic (anything else: E_BAD_PROTOCOL, close)
-//! client: "PING\n"                         -> "OK"
-//! client: "IDENTIFY\n" [4B BE size][JSON]  -> JSON {broadcast_address,hostname,http_port,tcp_port,version}
-//! client: "REGISTER <topic> [<channel>]\n" -> "OK"
-//! client: "UNREGISTER <topic> [<channel>]\n" -> "OK"
-//! server: [4B BE size][data]               every answer, errors included: no frame type
-//! ```
-//!
-//! A line is trimmed (Go's `strings.TrimSpace`) and split on single spaces.
-//! Every error is fatal: the text `E_CODE description` is sent, then the
-//! connection is closed, and the peer's registrations go with it. The
-//! connection loop (`tcp.rs`) owns the socket; [`Session`] owns the rest.
+//! The wire format (magic, command lines, IDENTIFY's body, size-prefixed
+//! answers) and its syntax errors are `nsq_proto::lookup`, which nsqd's side
+//! encodes with. Every error is fatal: the text `E_CODE description` is
+//! sent, then the connection is closed, and the peer's registrations go with
+//! it. The connection loop (`tcp.rs`) owns the socket; [`Session`] owns the
+//! rest.
 
-use bytes::{BufMut, BytesMut};
+use nsq_proto::lookup::{self, LookupError, Params, Request};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::registration_db::{Category, PeerInfo, Registration, RegistrationDb};
 use crate::{log_info, log_warn};
-
-/// The 4 bytes a V1 client sends first.
-pub const MAGIC_V1: &[u8; 4] = b"  V1";
-
-/// The answer to a wrong magic (sent size-prefixed, then the connection closes).
-pub const BAD_PROTOCOL: &[u8] = b"E_BAD_PROTOCOL";
-
-/// Longest command line accepted. nsqlookupd has no limit; real lines are
-/// under 150 bytes (two names of at most 64), so 64 KiB only stops a peer
-/// from growing our buffer without end.
-pub const MAX_LINE: usize = 64 * 1024;
-
-/// Largest IDENTIFY body accepted. nsqlookupd allocates whatever size the
-/// peer claims (up to 2 GiB); nsqd's body is a few hundred bytes.
-pub const MAX_IDENTIFY_BODY: usize = 1 << 20;
-
-/// Append one answer: `[4B BE size][data]` (Go's `protocol.SendResponse`).
-pub fn encode_response(out: &mut BytesMut, data: &[u8]) {
-    let size = u32::try_from(data.len()).unwrap_or(u32::MAX);
-    out.reserve(4 + data.len());
-    out.put_u32(size);
-    out.put_slice(data);
-}
 
 /// What the connection loop does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,14 +27,16 @@ pub enum Step {
     ReadIdentifyBody,
 }
 
-/// A fatal error answer: `E_CODE description` (the description is raw
-/// bytes because nsqlookupd echoes what the peer sent).
+/// A fatal error answer: `E_CODE description`.
 pub fn fatal(code: &str, desc: &[u8]) -> Step {
-    let mut text = Vec::with_capacity(code.len() + 1 + desc.len());
-    text.extend_from_slice(code.as_bytes());
-    text.push(b' ');
-    text.extend_from_slice(desc);
-    Step::Fatal(text)
+    Step::Fatal([code.as_bytes(), b" ", desc].concat())
+}
+
+impl From<LookupError> for Step {
+    /// A wire-level error: fatal, with the peer's bytes echoed as sent.
+    fn from(e: LookupError) -> Step {
+        Step::Fatal(e.to_wire())
+    }
 }
 
 /// One peer connection's protocol state.
@@ -98,17 +70,15 @@ impl Session {
 
     /// Execute one command line (without its `\n`). `now` is Unix ns.
     pub fn exec(&mut self, db: &mut RegistrationDb, line: &[u8], now: i64) -> Step {
-        let line = go_trim_space(line);
-        let mut words = line.split(|&b| b == b' ');
-        let command = words.next().unwrap_or_default();
-        let params: Vec<&[u8]> = words.collect();
-        match command {
-            b"PING" => self.ping(db, now),
-            b"IDENTIFY" if self.identified => fatal("E_INVALID", b"cannot IDENTIFY again"),
-            b"IDENTIFY" => Step::ReadIdentifyBody,
-            b"REGISTER" => self.register(db, &params),
-            b"UNREGISTER" => self.unregister(db, &params),
-            _ => fatal("E_INVALID", &[b"invalid command ", command].concat()),
+        match lookup::decode_request(line) {
+            Ok(Request::Ping) => self.ping(db, now),
+            Ok(Request::Identify) if self.identified => {
+                fatal("E_INVALID", b"cannot IDENTIFY again")
+            }
+            Ok(Request::Identify) => Step::ReadIdentifyBody,
+            Ok(Request::Register(params)) => self.register(db, params),
+            Ok(Request::Unregister(params)) => self.unregister(db, params),
+            Err(e) => e.into(),
         }
     }
 
@@ -166,22 +136,22 @@ impl Session {
                 log_info!("CLIENT({}): pinged (last ping {since:?})", self.id);
             }
         }
-        Step::Reply(b"OK".to_vec())
+        Step::Reply(lookup::OK.to_vec())
     }
 
-    fn register(&self, db: &mut RegistrationDb, params: &[&[u8]]) -> Step {
+    fn register(&self, db: &mut RegistrationDb, params: Params<'_>) -> Step {
         if !self.identified {
             return fatal("E_INVALID", b"client must IDENTIFY");
         }
-        let (topic, channel) = match topic_channel("REGISTER", params) {
+        let (topic, channel) = match params.names() {
             Ok(names) => names,
-            Err(step) => return step,
+            Err(e) => return e.into(),
         };
         if let Some(channel) = channel {
             self.add(db, Registration::channel(topic, channel));
         }
         self.add(db, Registration::topic(topic));
-        Step::Reply(b"OK".to_vec())
+        Step::Reply(lookup::OK.to_vec())
     }
 
     fn add(&self, db: &mut RegistrationDb, registration: Registration) {
@@ -198,13 +168,13 @@ impl Session {
         }
     }
 
-    fn unregister(&self, db: &mut RegistrationDb, params: &[&[u8]]) -> Step {
+    fn unregister(&self, db: &mut RegistrationDb, params: Params<'_>) -> Step {
         if !self.identified {
             return fatal("E_INVALID", b"client must IDENTIFY");
         }
-        let (topic, channel) = match topic_channel("UNREGISTER", params) {
+        let (topic, channel) = match params.names() {
             Ok(names) => names,
-            Err(step) => return step,
+            Err(e) => return e.into(),
         };
         let id = self.id.as_str();
         match channel {
@@ -242,74 +212,7 @@ impl Session {
                 }
             }
         }
-        Step::Reply(b"OK".to_vec())
-    }
-}
-
-/// Go's `getTopicChan`: the topic and the optional channel (an empty second
-/// word counts as no channel), validated, with nsqlookupd's error texts.
-fn topic_channel<'a>(
-    command: &str,
-    params: &[&'a [u8]],
-) -> Result<(&'a str, Option<&'a str>), Step> {
-    let Some(&topic) = params.first() else {
-        return Err(fatal(
-            "E_INVALID",
-            format!("{command} insufficient number of params").as_bytes(),
-        ));
-    };
-    let channel = params.get(1).copied().unwrap_or_default();
-    let bad = |code: &str, what: &str, name: &[u8]| {
-        let desc = [
-            command.as_bytes(),
-            b" ",
-            what.as_bytes(),
-            b" name '",
-            name,
-            b"' is not valid",
-        ]
-        .concat();
-        fatal(code, &desc)
-    };
-    // Valid names are ASCII, so the UTF-8 conversions cannot fail after the
-    // name check; they are still handled, never unwrapped.
-    let topic_str = std::str::from_utf8(topic)
-        .ok()
-        .filter(|_| nsq_proto::names::is_valid_name(topic))
-        .ok_or_else(|| bad("E_BAD_TOPIC", "topic", topic))?;
-    if channel.is_empty() {
-        return Ok((topic_str, None));
-    }
-    let channel_str = std::str::from_utf8(channel)
-        .ok()
-        .filter(|_| nsq_proto::names::is_valid_name(channel))
-        .ok_or_else(|| bad("E_BAD_CHANNEL", "channel", channel))?;
-    Ok((topic_str, Some(channel_str)))
-}
-
-/// Go's `strings.TrimSpace` on raw bytes: strips Unicode white space from
-/// both ends; invalid UTF-8 counts as non-space, as in Go.
-pub fn go_trim_space(line: &[u8]) -> &[u8] {
-    let mut start = None;
-    let mut end = 0;
-    let mut pos = 0;
-    for chunk in line.utf8_chunks() {
-        for (i, c) in chunk.valid().char_indices() {
-            if !c.is_whitespace() {
-                start.get_or_insert(pos + i);
-                end = pos + i + c.len_utf8();
-            }
-        }
-        pos += chunk.valid().len();
-        if !chunk.invalid().is_empty() {
-            start.get_or_insert(pos);
-            pos += chunk.invalid().len();
-            end = pos;
-        }
-    }
-    match start {
-        Some(start) => &line[start..end],
-        None => &line[..0],
+        Step::Reply(lookup::OK.to_vec())
     }
 }
 
@@ -416,13 +319,6 @@ mod tests {
             Step::Reply(RESPONSE.to_vec())
         );
         session
-    }
-
-    #[test]
-    fn response_framing_has_no_frame_type() {
-        let mut out = BytesMut::new();
-        encode_response(&mut out, b"OK");
-        assert_eq!(&out[..], b"\x00\x00\x00\x02OK");
     }
 
     #[test]
@@ -653,14 +549,5 @@ mod tests {
             db.find_producers(Category::Client, "", "")[0].last_update,
             NOW + 5
         );
-    }
-
-    #[test]
-    fn trim_space_like_go() {
-        assert_eq!(go_trim_space(b" \t PING \r\n"), b"PING");
-        assert_eq!(go_trim_space("\u{a0}PING\u{3000}".as_bytes()), b"PING");
-        assert_eq!(go_trim_space(b"\xffA \xfe "), b"\xffA \xfe");
-        assert_eq!(go_trim_space(b" \r "), b"");
-        assert_eq!(go_trim_space(b""), b"");
     }
 }

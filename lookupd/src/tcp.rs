@@ -14,12 +14,16 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use nsq_proto::lookup::{self, LookupError};
 
-use crate::protocol::{self, Session, Step};
+use crate::protocol::{Session, Step};
 use crate::{log_error, log_info, now_ns, Lookupd};
 
 /// Bytes asked of the socket per read; lines and IDENTIFY bodies are small.
 const READ_CHUNK: usize = 4096;
+/// Initial capacity of a connection's output buffer: answers are "OK",
+/// errors and the IDENTIFY JSON.
+const OUT_CAPACITY: usize = 256;
 
 /// Serve one peer until it goes away.
 pub async fn serve(lookupd: Rc<Lookupd>, stream: TcpStream) {
@@ -34,7 +38,7 @@ pub async fn serve(lookupd: Rc<Lookupd>, stream: TcpStream) {
     let mut conn = Conn {
         stream,
         buf: BytesMut::with_capacity(READ_CHUNK),
-        out: BytesMut::with_capacity(256),
+        out: BytesMut::with_capacity(OUT_CAPACITY),
     };
     let magic = match conn.read_exact(4).await {
         Ok(Some(magic)) => magic,
@@ -49,8 +53,8 @@ pub async fn serve(lookupd: Rc<Lookupd>, stream: TcpStream) {
     };
     let shown = String::from_utf8_lossy(&magic).into_owned();
     log_info!("CLIENT({remote}): desired protocol magic '{shown}'");
-    if magic[..] != protocol::MAGIC_V1[..] {
-        let _ = conn.send(protocol::BAD_PROTOCOL).await;
+    if magic[..] != lookup::MAGIC_V1[..] {
+        let _ = conn.send(lookup::BAD_PROTOCOL).await;
         log_error!("client({remote}) bad protocol magic '{shown}'");
         return;
     }
@@ -75,22 +79,17 @@ pub async fn serve(lookupd: Rc<Lookupd>, stream: TcpStream) {
 /// Read lines and execute them until the peer closes or an error ends the
 /// connection. Returns why it ended (Go logs it as the IOLoop error).
 async fn io_loop(lookupd: &Lookupd, conn: &mut Conn, session: &mut Session) -> String {
-    let mut scanned = 0;
     loop {
-        let Some(newline) = conn.buf[scanned..].iter().position(|&b| b == b'\n') else {
-            scanned = conn.buf.len();
-            if scanned > protocol::MAX_LINE {
-                let step = protocol::fatal("E_INVALID", b"command line too long");
-                return finish(conn, session, step).await.unwrap_or_default();
-            }
-            match conn.fill().await {
+        let used = match lookup::split_line(&conn.buf) {
+            Ok(Some((_, used))) => used,
+            Ok(None) => match conn.fill().await {
                 Ok(true) => continue,
                 Ok(false) => return "EOF".to_string(),
                 Err(e) => return e.to_string(),
-            }
+            },
+            Err(e) => return finish(conn, session, e.into()).await.unwrap_or_default(),
         };
-        let line = conn.buf.split_to(scanned + newline + 1);
-        scanned = 0;
+        let line = conn.buf.split_to(used);
         let line = &line[..line.len() - 1];
         let step = session.exec(&mut lookupd.db.borrow_mut(), line, now_ns());
         let step = match step {
@@ -126,30 +125,23 @@ async fn finish(conn: &mut Conn, session: &Session, step: Step) -> Option<String
     }
 }
 
-/// IDENTIFY's `[4B BE size][body]`, with nsqlookupd's error texts. The size
-/// is a signed 32-bit integer in Go; a negative one (which crashes
-/// nsqlookupd) or one above [`protocol::MAX_IDENTIFY_BODY`] is refused.
+/// IDENTIFY's `[4B BE size][body]` (`lookup::decode_identify_body`: a bad
+/// size is refused as soon as it is read). A peer closing (or an I/O error)
+/// before the end gets nsqlookupd's error for the part it cut short.
 async fn read_identify_body(conn: &mut Conn) -> Result<Bytes, Step> {
-    let size = match conn.read_exact(4).await {
-        Ok(Some(size)) => i32::from_be_bytes([size[0], size[1], size[2], size[3]]),
-        _ => {
-            return Err(protocol::fatal(
-                "E_BAD_BODY",
-                b"IDENTIFY failed to read body size",
-            ))
+    loop {
+        match lookup::decode_identify_body(&conn.buf) {
+            Ok(Some((body, used))) => {
+                let start = used - body.len();
+                return Ok(conn.buf.split_to(used).freeze().slice(start..));
+            }
+            Ok(None) => {
+                if !matches!(conn.fill().await, Ok(true)) {
+                    return Err(LookupError::identify_cut_short(&conn.buf).into());
+                }
+            }
+            Err(e) => return Err(e.into()),
         }
-    };
-    let size = usize::try_from(size)
-        .map_err(|_| protocol::fatal("E_BAD_BODY", b"IDENTIFY invalid body size"))?;
-    if size > protocol::MAX_IDENTIFY_BODY {
-        return Err(protocol::fatal("E_BAD_BODY", b"IDENTIFY body too big"));
-    }
-    match conn.read_exact(size).await {
-        Ok(Some(body)) => Ok(body),
-        _ => Err(protocol::fatal(
-            "E_BAD_BODY",
-            b"IDENTIFY failed to read body",
-        )),
     }
 }
 
@@ -184,7 +176,7 @@ impl Conn {
     /// Send one size-prefixed answer.
     async fn send(&mut self, data: &[u8]) -> io::Result<()> {
         self.out.clear();
-        protocol::encode_response(&mut self.out, data);
+        lookup::encode_response(&mut self.out, data);
         self.stream.write_all(&self.out).await
     }
 }

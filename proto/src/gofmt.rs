@@ -47,6 +47,12 @@ impl fmt::Display for GoQuote<'_> {
     }
 }
 
+/// Go's `%q` (`strconv.Quote`) of a string, as Go's `flag` package and
+/// nsqd print values in error messages.
+pub fn go_quote(s: &str) -> String {
+    GoQuote(s.as_bytes()).to_string()
+}
+
 fn quote_char(f: &mut fmt::Formatter<'_>, c: char) -> fmt::Result {
     match c {
         '"' => f.write_str("\\\""),

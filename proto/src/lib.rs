@@ -1,4 +1,5 @@
-//! NSQ TCP protocol V2 codec: a pure codec, no I/O, no async, no runtime.
+//! NSQ TCP protocol codecs (V2 for clients, V1 for nsqlookupd): pure, no I/O,
+//! no async, no runtime.
 //!
 //! The broker, the load generator and the tests all use this crate, so the
 //! two ends of every frame are written in one place and cannot drift apart.
@@ -17,6 +18,9 @@
 //! * [`identify`]: IDENTIFY request/response and AUTH response JSON.
 //! * [`error`]: [`ErrorCode`] (`E_*`, fatal or not) and [`ProtoError`].
 //! * [`names`]: topic and channel name rules.
+//! * [`lookup`]: nsqlookupd's TCP protocol V1 (what nsqd sends, what
+//!   nsqlookupd answers), encoder and decoder.
+//! * [`go_quote`]: Go's `%q`, as nsqd echoes client input in errors.
 //!
 //! # Wire format
 //!
@@ -63,13 +67,14 @@ pub mod command;
 pub mod error;
 pub mod frame;
 mod gofmt;
-pub mod goparse;
 pub mod identify;
+pub mod lookup;
 pub mod message;
 pub mod names;
 
 pub use command::{decode_command, decode_magic, Command, Limits, Verb};
 pub use error::{ErrorCode, ProtoError};
+pub use gofmt::go_quote;
 pub use message::MessageId;
 
 /// Protocol magic a V2 client sends first: two spaces, then `V2`.

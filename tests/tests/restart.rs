@@ -176,3 +176,28 @@ fn nsqlookupd_restarts_on_the_same_ports_after_sigterm() -> Result<()> {
 fn nsqlookupd_restarts_on_the_same_ports_after_kill_9() -> Result<()> {
     cycle_lookupd(Stop::Kill)
 }
+
+/// Started again the moment the old process has exited, without waiting for
+/// the ports to refuse connections (what a supervisor does): the listeners
+/// are stopped before exit, so no accept still queued in io_uring keeps a
+/// port listening past the process's end.
+#[test]
+fn nsqd_and_nsqlookupd_restart_the_moment_they_exited() -> Result<()> {
+    let (tcp, http_addr) = free_loopback_pair()?;
+    let mut n = Daemon::nsqd_on(tcp, http_addr, &[])?;
+    let (ltcp, lhttp) = free_loopback_pair()?;
+    let mut l = Daemon::lookupd_on(ltcp, lhttp, &[])?;
+    let topic = unique_name("at_once");
+    for cycle in 0..10 {
+        let consumer = nsqd_traffic(&n, &topic)?;
+        let peer = lookupd_traffic(&l)?;
+        n.stop()?;
+        l.stop()?;
+        n.start_again_once()
+            .map_err(|e| e.context(format!("nsqd, cycle {cycle}")))?;
+        l.start_again_once()
+            .map_err(|e| e.context(format!("nsqlookupd, cycle {cycle}")))?;
+        drop((consumer, peer));
+    }
+    Ok(())
+}

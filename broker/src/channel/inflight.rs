@@ -7,12 +7,12 @@
 //! FIN O(1) amortized instead of nsqd's O(log n) heap removal.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use nsq_proto::MessageId;
 
+use crate::idmap::IdMap;
 use crate::message::Message;
 
 /// One in-flight message.
@@ -46,36 +46,10 @@ impl std::fmt::Display for InFlightError {
     }
 }
 
-/// Hashes a message ID with one multiply instead of SipHash: profiling put
-/// SipHash at ~5% of the consume path. Only IDs this node minted are ever
-/// inserted (a client's FIN can only look up), so there is no flooding risk.
-#[derive(Default)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        // murmur3's fmix64: the IDs differ in their last hex digits, which
-        // land in the high bits; hashbrown indexes by the low bits, so fold.
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-}
-
-/// A `HashMap` keyed by message ID with [`IdHasher`].
-pub type IdMap<V> = HashMap<MessageId, V, BuildHasherDefault<IdHasher>>;
+/// Below this many heap entries the heap is never rebuilt.
+const COMPACT_MIN_HEAP: usize = 1024;
+/// The heap is rebuilt once it holds this many times the live entries.
+const STALE_FACTOR: usize = 2;
 
 /// The in-flight table of one channel. Lives on: the channel's owner shard.
 #[derive(Debug, Default)]
@@ -109,7 +83,12 @@ impl InFlightTable {
         // busy channel would keep one stale entry per message finished in
         // the last msg-timeout (60 s: tens of millions). Rebuilding once the
         // heap is mostly stale keeps it O(in flight), amortized O(1) per op.
-        if self.heap.len() > 1024 && self.heap.len() > 2 * self.map.len() {
+        self.compact_if_stale();
+    }
+
+    /// Rebuild the heap once it is mostly stale entries.
+    fn compact_if_stale(&mut self) {
+        if self.heap.len() > COMPACT_MIN_HEAP && self.heap.len() > STALE_FACTOR * self.map.len() {
             self.compact();
         }
     }
@@ -169,9 +148,7 @@ impl InFlightTable {
                 }
             }
         }
-        if self.heap.len() > 1024 && self.heap.len() > 2 * self.map.len() {
-            self.compact();
-        }
+        self.compact_if_stale();
     }
 
     /// The earliest live deadline, if any (stale heads are dropped).
@@ -211,22 +188,6 @@ mod tests {
             deadline,
             delivered_at: deadline - Duration::from_secs(1),
         }
-    }
-
-    #[test]
-    fn id_hash_spreads_sequential_ids_over_low_bits() {
-        use std::hash::BuildHasher;
-        let ids = IdGen::new(0, 0);
-        let build = BuildHasherDefault::<IdHasher>::default();
-        let buckets: std::collections::HashSet<u64> = (0..1024)
-            .map(|_| build.hash_one(ids.next_id()) & 1023)
-            .collect();
-        // Sequential IDs must not pile into a few buckets.
-        assert!(
-            buckets.len() > 500,
-            "only {} of 1024 buckets used",
-            buckets.len()
-        );
     }
 
     #[test]

@@ -1,19 +1,19 @@
 //! A channel: its memory queue, its consumers, and its in-flight and deferred
 //! messages.
 //!
-//! Lives on: the channel's owner shard only (see `shard::routing::owner_of`).
+//! Lives on: the channel's owner shard only (see `peers::routing::owner_of`).
 //! Every consumer of the channel has been moved to this shard at SUB, so RDY,
 //! FIN, REQ, TOUCH, timeouts and delivery are all local, single-threaded code.
 //! Topic parts on other shards hand messages in through `ShardMsg::Deliver`;
 //! they never touch this struct.
 //!
-//! Storage: the memory queue holds up to `--mem-queue-size` messages; the
-//! rest go to the channel's disk queue (`backend`), read back when the
+//! Storage (`QueueStore`): the memory queue holds up to `--mem-queue-size`
+//! messages; the rest go to the channel's disk queue, read back when the
 //! memory queue is empty. A message read from disk stays on disk until it is
-//! FINished (`origins` maps it to its record): a crash replays it instead of
+//! FINished (`recovery` remembers its record): a crash replays it instead of
 //! losing it. With `--mem-queue-size=0` every message, deferred ones
 //! included, goes through disk, so nothing acknowledged is held only in
-//! memory.
+//! memory. What a restart must not replay is decided in `recovery`.
 //!
 //! Delivery is push-based, not a per-client pump task: when a message arrives
 //! or a consumer becomes ready, `dispatch` hands queued messages to ready
@@ -22,24 +22,30 @@
 
 pub mod deferred;
 pub mod inflight;
+pub mod recovery;
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
-use nsq_io::segment::Pos;
 use nsq_io::signal::Signal;
 use nsq_proto::MessageId;
 
-use crate::backend::{self, Backend, SyncKind};
+use crate::backend::SyncKind;
 use crate::client::Client;
+use crate::ctx::ShardCtx;
 use crate::message::Message;
-use crate::shard::ctx::ShardCtx;
+use crate::queue_store::QueueStore;
 use crate::stats::snapshot::{ChannelStats, E2eLatency};
 use deferred::DeferredQueue;
-use inflight::{IdMap, InFlight, InFlightError, InFlightTable};
+use inflight::{InFlight, InFlightError, InFlightTable};
+use recovery::Recovery;
+
+/// Seeds the sampling generator (with the clock): the 64-bit golden ratio.
+const RNG_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+/// IDENTIFY's `sample_rate` is a percentage.
+const SAMPLE_PERCENT: u64 = 100;
 
 /// One channel. Lives on: its owner shard.
 #[derive(Debug)]
@@ -51,13 +57,10 @@ pub struct Channel {
     /// `#ephemeral`: deleted with its last consumer, overflow dropped.
     pub ephemeral: bool,
     ctx: Rc<ShardCtx>,
-    queue: RefCell<VecDeque<Message>>,
-    capacity: usize,
-    backend: RefCell<Option<Backend>>,
-    /// Messages read from disk and not finished: their record positions.
-    origins: RefCell<IdMap<Pos>>,
-    /// Found at open: records replaced by a later one with the same ID.
-    superseded: RefCell<IdMap<Pos>>,
+    /// Memory queue and disk queue.
+    store: QueueStore,
+    /// What a restart must replay and what it must skip.
+    recovery: RefCell<Recovery>,
     in_flight: RefCell<InFlightTable>,
     deferred: RefCell<DeferredQueue>,
     consumers: RefCell<Vec<Rc<Client>>>,
@@ -80,35 +83,28 @@ impl Channel {
     /// its timer task on the current shard.
     pub fn create(topic: Rc<str>, name: &str, ctx: Rc<ShardCtx>) -> Rc<Channel> {
         let ephemeral = nsq_proto::names::is_ephemeral(name);
-        let backend = if ephemeral {
-            None
-        } else {
+        let mut recovery = Recovery::default();
+        let disk = (!ephemeral).then(|| {
             // `~` never occurs in names: no two queues share a file prefix.
             let queue = format!("{topic}:{name}~");
-            match Backend::open_scanned(&ctx.data_path, &queue, &ctx.opts) {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    ctx.set_unhealthy(format!(
-                        "CHANNEL({topic}:{name}): cannot open disk queue - {e}"
-                    ));
-                    None
-                }
-            }
-        };
-        let (backend, superseded) = match backend {
-            Some((b, s)) => (Some(b), s),
-            None => (None, IdMap::default()),
-        };
+            Recovery::open(&ctx.data_path, &queue, &ctx.opts).map(|(backend, found)| {
+                recovery = found;
+                backend
+            })
+        });
+        let store = QueueStore::new(
+            ctx.clone(),
+            format!("CHANNEL({topic}:{name})"),
+            ctx.opts.mem_queue_size as usize,
+            disk,
+        );
         let channel = Rc::new(Channel {
             ephemeral,
             name: Rc::from(name),
             topic,
-            capacity: ctx.opts.mem_queue_size as usize,
             ctx,
-            queue: RefCell::new(VecDeque::new()),
-            backend: RefCell::new(backend),
-            origins: RefCell::new(IdMap::default()),
-            superseded: RefCell::new(superseded),
+            store,
+            recovery: RefCell::new(recovery),
             in_flight: RefCell::new(InFlightTable::default()),
             deferred: RefCell::new(DeferredQueue::default()),
             consumers: RefCell::new(Vec::new()),
@@ -120,7 +116,7 @@ impl Channel {
             timeout_count: Cell::new(0),
             timer_wake: Signal::new(),
             timer_at: Cell::new(None),
-            rng: Cell::new(0x9e37_79b9_7f4a_7c15 ^ (crate::message::now_ns() as u64)),
+            rng: Cell::new(RNG_SEED ^ (crate::message::now_ns() as u64)),
         });
         glommio::spawn_local(timer_loop(
             Rc::downgrade(&channel),
@@ -138,7 +134,7 @@ impl Channel {
         }
         // What fits in memory goes there; the rest goes to disk in one
         // write (not one write per message).
-        let room = self.capacity.saturating_sub(self.queue.borrow().len());
+        let room = self.store.room();
         let (head, tail) = msgs.split_at(room.min(msgs.len()));
         for msg in head {
             self.enqueue(msg.clone());
@@ -160,27 +156,9 @@ impl Channel {
     fn spill(&self, msgs: &[Message]) {
         self.message_count
             .set(self.message_count.get() + msgs.len() as u64);
-        let written = {
-            let mut backend = self.backend.borrow_mut();
-            backend
-                .as_mut()
-                .map(|b| (b.put_batch(msgs), b.needs_sync()))
-        };
-        match written {
-            Some((Ok(_), needs_sync)) => {
-                self.ctx.set_healthy();
-                if needs_sync {
-                    self.ctx.sync_wake.notify();
-                }
-            }
-            other => {
-                if let Some((Err(e), _)) = other {
-                    self.ctx
-                        .set_unhealthy(format!("CHANNEL({}:{}): {e}", self.topic, self.name));
-                }
-                // Keep them rather than drop them (health reports it).
-                self.queue.borrow_mut().extend(msgs.iter().cloned());
-            }
+        if self.store.append_batch(msgs).is_err() {
+            // Keep them rather than drop them (health reports it).
+            self.store.extend(msgs.iter().cloned());
         }
     }
 
@@ -199,58 +177,20 @@ impl Channel {
             if due > Instant::now() {
                 // Memory-only mode keeps deferrals in the heap (nsqd does);
                 // with --mem-queue-size=0 they go to disk with their due time.
-                if self.capacity > 0 || !self.append(&msg) {
+                if self.store.capacity() > 0 || self.store.append(&msg).is_err() {
                     self.defer(due, msg);
                 }
                 return;
             }
         }
-        if self.queue.borrow().len() < self.capacity {
-            self.queue.borrow_mut().push_back(msg);
+        if self.store.has_room() {
+            self.store.push(msg);
         } else if self.ephemeral {
             // Ephemeral channels drop what exceeds the bound, as nsqd does.
-        } else if !self.append(&msg) {
+        } else if self.store.append(&msg).is_err() {
             // Never drop what was acknowledged: keep it in memory, past the
             // bound, while the disk is failing (health says so).
-            self.queue.borrow_mut().push_back(msg);
-        }
-    }
-
-    /// Write to the disk queue; false (and unhealthy) if that failed.
-    fn append(&self, msg: &Message) -> bool {
-        let mut backend = self.backend.borrow_mut();
-        let Some(b) = backend.as_mut() else {
-            return false;
-        };
-        match b.put(msg) {
-            Ok(_) => {
-                self.ctx.set_healthy();
-                if b.needs_sync() {
-                    self.ctx.sync_wake.notify();
-                }
-                true
-            }
-            Err(e) => {
-                self.ctx
-                    .set_unhealthy(format!("CHANNEL({}:{}): {e}", self.topic, self.name));
-                false
-            }
-        }
-    }
-
-    /// Write a REQ'd message with its due time, replacing its older record.
-    fn append_superseding(&self, msg: &Message) -> bool {
-        let mut backend = self.backend.borrow_mut();
-        let Some(b) = backend.as_mut() else {
-            return false;
-        };
-        match b.put_superseding(msg) {
-            Ok(_) => true,
-            Err(e) => {
-                self.ctx
-                    .set_unhealthy(format!("CHANNEL({}:{}): {e}", self.topic, self.name));
-                false
-            }
+            self.store.push(msg);
         }
     }
 
@@ -260,46 +200,15 @@ impl Channel {
     /// over again what the channel already stored).
     fn read_disk(&self) -> Option<Message> {
         loop {
-            let read = {
-                let mut backend = self.backend.borrow_mut();
-                match backend.as_mut()?.read() {
-                    Ok(r) => r?,
-                    Err(e) => {
-                        drop(backend);
-                        self.ctx.set_unhealthy(format!(
-                            "CHANNEL({}:{}): read - {e}",
-                            self.topic, self.name
-                        ));
-                        return None;
-                    }
-                }
-            };
-            let id = read.msg.id;
-            let replaced = {
-                let mut superseded = self.superseded.borrow_mut();
-                match superseded.get(&id) {
-                    Some(newer) if read.pos < *newer => true,
-                    Some(_) => {
-                        superseded.remove(&id);
-                        false
-                    }
-                    None => false,
-                }
-            };
-            let held = self.origins.borrow().contains_key(&id)
-                || self.in_flight.borrow().contains(&id)
-                || self
-                    .backend
-                    .borrow()
-                    .as_ref()
-                    .is_some_and(|b| b.is_acked(&id));
-            if replaced || held {
-                if let Some(b) = self.backend.borrow_mut().as_mut() {
-                    b.finish(read.pos);
-                }
+            let read = self.store.read()?;
+            let admitted =
+                self.recovery
+                    .borrow_mut()
+                    .admit(read.msg.id, read.pos, &self.in_flight.borrow());
+            if !admitted {
+                self.store.finish(&[read.pos]);
                 continue;
             }
-            self.origins.borrow_mut().insert(id, read.pos);
             match read.msg.deliver_at {
                 Some(due) if due > Instant::now() => self.defer(due, read.msg),
                 _ => return Some(read.msg),
@@ -311,24 +220,19 @@ impl Channel {
     /// and with `ack` log it as finished (not for a REQ rewrite: the message
     /// lives on in its new record).
     fn release(&self, id: &MessageId, ack: bool) {
-        let Some(pos) = self.origins.borrow_mut().remove(id) else {
+        let Some(pos) = self.recovery.borrow_mut().release(id) else {
             return;
         };
-        if let Some(b) = self.backend.borrow_mut().as_mut() {
-            b.finish(pos);
-            if ack {
-                b.ack(*id);
-            }
-            if b.needs_sync() {
-                self.ctx.sync_wake.notify();
-            }
+        self.store.finish(&[pos]);
+        if ack {
+            self.recovery.borrow_mut().ack(*id);
         }
     }
 
     /// Requeue a message we already hold (timeout, REQ 0, deferral due).
     /// It may exceed the memory bound: it was already accepted.
     fn requeue_now(&self, msg: Message) {
-        self.queue.borrow_mut().push_back(msg);
+        self.store.push(msg);
     }
 
     fn defer(&self, due: Instant, msg: Message) {
@@ -355,7 +259,7 @@ impl Channel {
             let Some(client) = self.next_ready() else {
                 return;
             };
-            let next = self.queue.borrow_mut().pop_front();
+            let next = self.store.pop();
             let Some(mut msg) = next.or_else(|| self.read_disk()) else {
                 // Nothing more to send now: waiting for output_buffer_timeout
                 // would only add latency (up to 250 ms by default), since no
@@ -369,7 +273,7 @@ impl Channel {
                 continue;
             }
             let sample_rate = client.sample_rate();
-            if sample_rate > 0 && (self.random() % 100) as i32 > sample_rate {
+            if sample_rate > 0 && (self.random() % SAMPLE_PERCENT) as i32 > sample_rate {
                 // nsqd drops sampled-out messages for the whole channel.
                 self.release(&msg.id, true);
                 continue;
@@ -471,9 +375,9 @@ impl Channel {
             msg.deliver_at = Some(due);
             // Durable mode: rewrite it with its due time, release the old
             // record, so a crash neither loses nor hurries the deferral.
-            if self.capacity == 0
-                && self.origins.borrow().contains_key(&msg.id)
-                && self.append_superseding(&msg)
+            if self.store.capacity() == 0
+                && self.recovery.borrow().from_disk(&msg.id)
+                && self.store.append_superseding(&msg).is_ok()
             {
                 self.release(&msg.id, false);
             } else {
@@ -555,19 +459,10 @@ impl Channel {
 
     /// Drop every queued, in-flight and deferred message (nsqd `Empty`).
     pub fn empty(&self) {
-        self.queue.borrow_mut().clear();
         self.in_flight.borrow_mut().clear();
         self.deferred.borrow_mut().clear();
-        self.origins.borrow_mut().clear();
-        self.superseded.borrow_mut().clear();
-        if let Some(b) = self.backend.borrow_mut().as_mut() {
-            if let Err(e) = b.empty() {
-                self.ctx.set_unhealthy(format!(
-                    "CHANNEL({}:{}): empty - {e}",
-                    self.topic, self.name
-                ));
-            }
-        }
+        self.recovery.borrow_mut().clear();
+        self.store.empty(Some(&self.recovery));
         for c in self.consumers.borrow().iter() {
             c.reset_in_flight();
         }
@@ -577,15 +472,7 @@ impl Channel {
     pub fn delete(&self) {
         self.empty();
         self.deleted.set(true);
-        if let Some(b) = self.backend.borrow_mut().take() {
-            if let Err(e) = b.delete() {
-                crate::log_error!(
-                    "CHANNEL({}:{}): removing disk queue - {e}",
-                    self.topic,
-                    self.name
-                );
-            }
-        }
+        self.store.delete(Some(&self.recovery));
         self.timer_wake.notify();
         let consumers = std::mem::take(&mut *self.consumers.borrow_mut());
         for c in consumers {
@@ -605,7 +492,7 @@ impl Channel {
     pub async fn close(&self) {
         self.deleted.set(true);
         self.timer_wake.notify();
-        let mut keep: Vec<Message> = self.queue.borrow_mut().drain(..).collect();
+        let mut keep = self.store.take_memory();
         keep.extend(
             self.in_flight
                 .borrow_mut()
@@ -614,49 +501,28 @@ impl Channel {
                 .map(|e| e.msg),
         );
         keep.extend(self.deferred.borrow_mut().clear());
-        let origins = std::mem::take(&mut *self.origins.borrow_mut());
-        if let Some(b) = self.backend.borrow_mut().as_mut() {
-            for msg in keep.iter().filter(|m| !origins.contains_key(&m.id)) {
-                if let Err(e) = b.put(msg) {
-                    crate::log_error!("CHANNEL({}:{}): flush to disk - {e}", self.topic, self.name);
-                    break;
-                }
-            }
-        }
-        if let Err(e) = backend::sync_off_core(&self.backend, SyncKind::Full).await {
-            crate::log_error!("CHANNEL({}:{}): sync - {e}", self.topic, self.name);
-        }
+        let origins = self.recovery.borrow_mut().take_origins();
+        let only_in_memory = keep.iter().filter(|m| !origins.contains_key(&m.id));
+        self.store.close(only_in_memory, Some(&self.recovery)).await;
         let consumers = std::mem::take(&mut *self.consumers.borrow_mut());
         for c in consumers {
             c.close();
         }
     }
 
-    /// The shard's sync task (see `Topic::sync_if_needed`).
+    /// The shard's sync task (see `QueueStore::sync_if_needed`); the
+    /// acknowledgement log is written with it.
     pub async fn sync_if_needed(&self, kind: SyncKind) {
-        let needed = self.backend.borrow().as_ref().is_some_and(|b| match kind {
-            SyncKind::Data => b.needs_sync(),
-            SyncKind::Full => b.is_dirty(),
-        });
-        if needed {
-            if let Err(e) = backend::sync_off_core(&self.backend, kind).await {
-                self.ctx
-                    .set_unhealthy(format!("CHANNEL({}:{}): {e}", self.topic, self.name));
-            }
-        }
+        self.store.sync_if_needed(kind, Some(&self.recovery)).await;
     }
 
     /// Snapshot for /stats.
     pub fn stats(&self, include_clients: bool) -> ChannelStats {
         let consumers = self.consumers.borrow();
-        let backend_depth = self
-            .backend
-            .borrow()
-            .as_ref()
-            .map_or(0, |b| b.depth() as i64);
+        let (depth, backend_depth) = self.store.depths();
         ChannelStats {
             channel_name: self.name.to_string(),
-            depth: self.queue.borrow().len() as i64 + backend_depth,
+            depth,
             backend_depth,
             in_flight_count: self.in_flight.borrow().len() as i64,
             deferred_count: self.deferred.borrow().len() as i64,

@@ -2,63 +2,58 @@
 //! `mreiferson/go-options` does, and merging it with the command line.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+
+use nsq_daemon::flags::{self, FlagError, Source, PARSE_ERROR, RANGE_ERROR};
+use nsq_daemon::goparse::{go_parse_bool, go_quote};
 
 use super::cmdline::CommandLine;
-use super::flags::{
-    parse_tls_min_version, parse_tls_required, Slot, FLAGS, PARSE_ERROR, RANGE_ERROR,
-};
+use super::flags::{parse_tls_min_version, parse_tls_required, Slot, FLAGS};
 use super::{ConfigError, Options, TlsRequired};
-use nsq_proto::goparse::{go_parse_bool, go_quote, parse_go_duration};
 
 pub(super) fn load_config_file(path: &Path) -> Result<(PathBuf, toml::Table), ConfigError> {
-    let fail = |reason: String| ConfigError::ConfigFile {
+    let table = flags::read_config_file(path).map_err(|reason| ConfigError::ConfigFile {
         path: path.to_path_buf(),
         reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let table = toml::from_str::<toml::Table>(&text).map_err(|e| fail(e.to_string()))?;
+    })?;
     Ok((path.to_path_buf(), table))
 }
 
-/// The one place precedence is decided: a flag given on the command line
-/// wins, then the config file key, then the default. Repeatable flags
-/// replace the file's list rather than extend it, as in nsqd. Unknown file
-/// keys are ignored, as in nsqd.
+/// The one place precedence is decided (`nsq_daemon::flags::merge`): a flag
+/// given on the command line wins, then the config file key, then the
+/// default. Repeatable flags replace the file's list rather than extend it,
+/// as in nsqd. Unknown file keys are ignored, as in nsqd.
 pub(super) fn resolve(
     defaults: Options,
     cli: &CommandLine,
     file: Option<&(PathBuf, toml::Table)>,
 ) -> Result<Options, ConfigError> {
     let mut opts = defaults;
-    if let Some((path, table)) = file {
-        for spec in FLAGS {
-            let Some(key) = spec.cfg else { continue };
-            if cli.has(spec) {
-                continue;
-            }
-            if let Some(value) = table.get(key) {
-                spec.slot.set_toml(&mut opts, value).map_err(|reason| {
-                    ConfigError::ConfigValue {
-                        path: path.clone(),
-                        key: key.to_string(),
-                        value: value.to_string(),
-                        reason,
-                    }
-                })?;
-            }
+    flags::merge(FLAGS, &cli.values, |spec, source| match source {
+        Source::File => {
+            let Some(((path, table), key)) = file.zip(spec.cfg) else {
+                return Ok(());
+            };
+            let Some(value) = table.get(key) else {
+                return Ok(());
+            };
+            spec.slot
+                .set_toml(&mut opts, value)
+                .map_err(|reason| ConfigError::ConfigValue {
+                    path: path.clone(),
+                    key: key.to_string(),
+                    value: value.to_string(),
+                    reason,
+                })
         }
-    }
-    for (spec, value) in &cli.values {
         // Already checked by CommandLine::parse; kept as an error, not a panic.
-        spec.slot
-            .set_flag(&mut opts, value)
-            .map_err(|reason| ConfigError::InvalidValue {
+        Source::CommandLine(value) => spec.slot.set_flag(&mut opts, value).map_err(|reason| {
+            ConfigError::Flag(FlagError::InvalidValue {
                 flag: spec.name.to_string(),
-                value: value.clone(),
+                value: value.to_string(),
                 reason,
-            })?;
-    }
+            })
+        }),
+    })?;
     opts.validate()?;
     Ok(opts)
 }
@@ -79,19 +74,7 @@ impl Slot {
             (Slot::U16(m, _), _) => *m(o) = toml_int(v)?,
             (Slot::U64(m, _), _) => *m(o) = toml_int(v)?,
             (Slot::Usize(m, _), _) => *m(o) = toml_int(v)?,
-            (Slot::Duration(m, _), T::String(s)) => {
-                *m(o) = parse_go_duration(s).map_err(|e| e.message(s))?
-            }
-            (Slot::Duration(m, _), T::Integer(ms)) => {
-                let ms = u64::try_from(*ms).map_err(|_| "negative durations are not supported")?;
-                *m(o) = Duration::from_millis(ms);
-            }
-            (Slot::Duration(..), _) => {
-                return Err(
-                    "expected a duration string such as \"60s\" or integer milliseconds"
-                        .to_string(),
-                )
-            }
+            (Slot::Duration(m, _), _) => *m(o) = flags::toml_duration(v, "60s")?,
             (Slot::StrList(m, _), T::Array(items)) => {
                 *m(o) = items
                     .iter()

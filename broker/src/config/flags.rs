@@ -2,7 +2,8 @@
 //! field it sets, and how a value of that field is parsed from the command
 //! line, encoded for `GET /config/:opt` and shown by `--help`.
 //!
-//! Config-file coercion of the same fields is in `file.rs`.
+//! Config-file coercion of the same fields is in `file.rs`; the generic
+//! parts (Go syntax, `--help` layout, value rules) are `nsq_daemon::flags`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,10 +11,8 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use super::{Options, TlsRequired, TlsVersion};
-use nsq_proto::goparse::{
-    duration_nanos, go_duration_string, go_parse_bool, go_parse_int, go_quote, parse_go_duration,
-    DurationError, IntError,
-};
+use nsq_daemon::flags::{flag_duration, flag_int, PARSE_ERROR};
+use nsq_daemon::goparse::{duration_nanos, go_duration_string, go_parse_bool, go_quote};
 
 type Get<T> = fn(&Options) -> &T;
 type GetMut<T> = fn(&mut Options) -> &mut T;
@@ -429,13 +428,7 @@ impl Slot {
             Slot::U16(m, _) => *m(o) = flag_int(v)?,
             Slot::U64(m, _) => *m(o) = flag_int(v)?,
             Slot::Usize(m, _) => *m(o) = flag_int(v)?,
-            Slot::Duration(m, _) => {
-                // Go's flag package reports every duration error as "parse error".
-                *m(o) = parse_go_duration(v).map_err(|e| match e {
-                    DurationError::Negative => e.message(v),
-                    _ => PARSE_ERROR.to_string(),
-                })?
-            }
+            Slot::Duration(m, _) => *m(o) = flag_duration(v)?,
             Slot::StrList(m, _) => m(o).push(v.to_string()),
             Slot::FloatList(m, _) => {
                 let list = m(o);
@@ -515,17 +508,6 @@ impl Slot {
             }
         }
     }
-}
-
-pub(super) const PARSE_ERROR: &str = "parse error";
-pub(super) const RANGE_ERROR: &str = "value out of range";
-
-fn flag_int<T: TryFrom<i64>>(v: &str) -> Result<T, String> {
-    let n = go_parse_int(v).map_err(|e| match e {
-        IntError::Syntax => PARSE_ERROR,
-        IntError::Range => RANGE_ERROR,
-    })?;
-    T::try_from(n).map_err(|_| RANGE_ERROR.to_string())
 }
 
 pub(super) fn parse_tls_required(v: &str) -> Result<TlsRequired, String> {

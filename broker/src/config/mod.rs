@@ -15,8 +15,10 @@
 //! * [`Options::parse_args`]: Go `flag` package syntax (`cmdline.rs`), then
 //!   the `--config` file (`file.rs`), merged in one place (`file::resolve`):
 //!   flag > config file > default, as `mreiferson/go-options` does for nsqd.
+//!   The syntax, the precedence and the `--help` layout are nsqlookupd's
+//!   too: `nsq_daemon::flags`.
 //! * [`Options::validate`]: the checks `nsqd.New` makes (this file).
-//! * `nsq_proto::goparse`: Go value syntax (`strconv` integers and booleans,
+//! * `nsq_daemon::goparse`: Go value syntax (`strconv` integers and booleans,
 //!   `time.ParseDuration`, `%q`); `nodeid.rs`: the hostname-derived default
 //!   node ID (MD5 + CRC-32, as nsqd).
 //!
@@ -42,8 +44,10 @@ use serde_json::Value as Json;
 use cmdline::{usage_text, CommandLine};
 use file::{load_config_file, resolve};
 use flags::FLAGS;
-use nodeid::{crc32_ieee, md5, os_hostname};
-use nsq_proto::goparse::go_quote;
+use nodeid::{crc32_ieee, md5};
+pub use nsq_daemon::flags::FlagError;
+use nsq_daemon::goparse::go_quote;
+pub use nsq_daemon::log::LogLevel;
 
 /// The nsqd release whose behaviour we match (reported by `--version`,
 /// `/info` and IDENTIFY).
@@ -58,42 +62,12 @@ pub enum ConfigError {
     /// its help and default). Print it and exit 0.
     #[error("{0}")]
     Help(String),
-    /// An argument that looks like a flag but cannot be one (`---x`, `-=x`).
-    #[error("bad flag syntax: {0}")]
-    BadFlagSyntax(String),
-    /// A flag nsqd does not define.
-    #[error("flag provided but not defined: -{0}")]
-    UndefinedFlag(String),
-    /// A non-boolean flag was last on the command line with no value.
-    #[error("flag needs an argument: -{0}")]
-    MissingValue(String),
-    /// A non-boolean flag's value did not parse.
-    #[error("invalid value {} for flag -{flag}: {reason}", go_quote(.value))]
-    InvalidValue {
-        /// Flag name without dashes.
-        flag: String,
-        /// The value as given.
-        value: String,
-        /// Why it was rejected.
-        reason: String,
-    },
-    /// A boolean flag's `=value` did not parse.
-    #[error("invalid boolean value {} for -{flag}: {reason}", go_quote(.value))]
-    InvalidBool {
-        /// Flag name without dashes.
-        flag: String,
-        /// The value as given.
-        value: String,
-        /// Why it was rejected.
-        reason: String,
-    },
-    /// A positional argument. Go's `flag` stops there and nsqd ignores the
-    /// rest of the command line; we reject it so no flag is silently dropped.
-    #[error(
-        "unexpected argument {}: nsqd takes only flags (a boolean flag's value must be written -flag=value)",
-        go_quote(.0)
-    )]
-    UnexpectedArgument(String),
+    /// A bad command line (never [`FlagError::Help`], which is
+    /// [`ConfigError::Help`]): bad syntax, an unknown flag, a missing or bad
+    /// value, or a positional argument (Go's `flag` stops there and nsqd
+    /// ignores the rest; we reject it so no flag is silently dropped).
+    #[error("{}", .0.message("nsqd", go_quote))]
+    Flag(FlagError),
     /// The `--config` file could not be read or is not valid TOML.
     #[error("failed to load config file {} - {reason}", .path.display())]
     ConfigFile {
@@ -125,61 +99,10 @@ impl ConfigError {
     pub fn exit_code(&self) -> i32 {
         match self {
             ConfigError::Help(_) => 0,
-            ConfigError::BadFlagSyntax(_)
-            | ConfigError::UndefinedFlag(_)
-            | ConfigError::MissingValue(_)
-            | ConfigError::InvalidValue { .. }
-            | ConfigError::InvalidBool { .. }
-            | ConfigError::UnexpectedArgument(_) => 2,
+            ConfigError::Flag(_) => 2,
             ConfigError::ConfigFile { .. }
             | ConfigError::ConfigValue { .. }
             | ConfigError::Invalid(_) => 1,
-        }
-    }
-}
-
-/// Log verbosity (`--log-level`). `/config/log_level` reports the number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum LogLevel {
-    /// `debug` (1)
-    Debug = 1,
-    /// `info` (2)
-    Info = 2,
-    /// `warn` (3)
-    Warn = 3,
-    /// `error` (4)
-    Error = 4,
-    /// `fatal` (5)
-    Fatal = 5,
-}
-
-impl LogLevel {
-    /// The label nsqd prints before a log line (`lg.LogLevel.String`).
-    pub fn label(self) -> &'static str {
-        match self {
-            LogLevel::Debug => "DEBUG",
-            LogLevel::Info => "INFO",
-            LogLevel::Warn => "WARNING",
-            LogLevel::Error => "ERROR",
-            LogLevel::Fatal => "FATAL",
-        }
-    }
-}
-
-impl std::str::FromStr for LogLevel {
-    type Err = String;
-
-    /// Case-insensitive, as `lg.ParseLogLevel` (also used by `PUT /config/log_level`).
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "debug" => Ok(LogLevel::Debug),
-            "info" => Ok(LogLevel::Info),
-            "warn" => Ok(LogLevel::Warn),
-            "error" => Ok(LogLevel::Error),
-            "fatal" => Ok(LogLevel::Fatal),
-            _ => Err(format!(
-                "invalid log level '{s}' (debug, info, warn, error, fatal)"
-            )),
         }
     }
 }
@@ -443,7 +366,7 @@ pub struct Options {
 impl Default for Options {
     /// nsqd's defaults for this machine's hostname.
     fn default() -> Self {
-        Options::defaults_for_hostname(&os_hostname())
+        Options::defaults_for_hostname(&nsq_daemon::host::hostname())
     }
 }
 

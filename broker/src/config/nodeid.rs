@@ -1,17 +1,6 @@
-//! The hostname-derived defaults: the OS hostname, and the hashes nsqd
-//! uses for the default node ID (`crc32(md5(hostname)) % 1024`).
-
-/// The OS hostname (Go's `os.Hostname`), or "localhost" if it cannot be read.
-pub(super) fn os_hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "localhost".to_string();
-    }
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..len]).into_owned()
-}
+//! The hashes nsqd uses for the hostname-derived default node ID
+//! (`crc32(md5(hostname)) % 1024`; the OS hostname is
+//! `nsq_daemon::host::hostname`).
 
 /// CRC-32/IEEE (`hash/crc32.ChecksumIEEE`), bitwise: it runs once at startup.
 pub(super) fn crc32_ieee(data: &[u8]) -> u32 {

@@ -9,9 +9,10 @@ use nsq_io::http::Request;
 use serde::Serialize;
 
 use super::Reply;
-use crate::client::identify::VERSION;
-use crate::shard::msg::{ControlOp, ControlReply};
-use crate::shard::{routing, Shard};
+use crate::config::NSQD_VERSION as VERSION;
+use crate::peers::msg::{ControlOp, ControlReply};
+use crate::peers::routing;
+use crate::shard::Shard;
 use crate::stats::{self, snapshot};
 
 #[derive(Serialize)]
@@ -30,11 +31,11 @@ struct Info<'a> {
 
 /// GET /info (durations in ns, as Go's time.Duration marshals).
 pub fn info(shard: &Rc<Shard>) -> Reply {
-    let opts = &shard.opts;
+    let opts = shard.opts();
     Reply::json(&Info {
         version: VERSION,
         broadcast_address: &opts.broadcast_address,
-        hostname: crate::server::hostname(),
+        hostname: nsq_daemon::host::hostname(),
         http_port: shard.listen.http.map(|a| i64::from(a.port())).unwrap_or(-1),
         tcp_port: i64::from(shard.listen.tcp.port()),
         start_time: shard.start_time,
@@ -122,17 +123,7 @@ fn topic_arg(req: &Request) -> Result<&str, Reply> {
 
 /// nsqd's GetTopicChannelArgs.
 fn topic_channel_args(req: &Request) -> Result<(&str, &str), Reply> {
-    let topic = topic_arg(req)?;
-    if !nsq_proto::names::is_valid_topic_name(topic) {
-        return Err(Reply::Err(400, "INVALID_ARG_TOPIC"));
-    }
-    let channel = req
-        .query_get("channel")
-        .ok_or(Reply::Err(400, "MISSING_ARG_CHANNEL"))?;
-    if !nsq_proto::names::is_valid_channel_name(channel) {
-        return Err(Reply::Err(400, "INVALID_ARG_CHANNEL"));
-    }
-    Ok((topic, channel))
+    nsq_daemon::http::topic_channel_args(req).map_err(|message| Reply::Err(400, message))
 }
 
 fn done(reply: ControlReply, not_found: &'static str) -> Reply {
@@ -151,7 +142,7 @@ pub async fn topic_create(shard: &Rc<Shard>, req: &Request) -> Reply {
     if !nsq_proto::names::is_valid_topic_name(topic) {
         return Reply::Err(400, "INVALID_TOPIC");
     }
-    shard.create_topic_everywhere(topic).await;
+    shard.create_topic_and_wait(topic).await;
     Reply::Text(Vec::new())
 }
 
@@ -207,7 +198,7 @@ async fn on_owner(
     if shard.topic(topic).is_none() {
         return Reply::Err(404, "TOPIC_NOT_FOUND");
     }
-    let owner = routing::owner_of(topic, channel, shard.shards);
+    let owner = routing::owner_of(topic, channel, shard.shards());
     let reply = shard
         .call(owner, op(topic.to_string(), channel.to_string()))
         .await;
@@ -216,7 +207,7 @@ async fn on_owner(
 
 /// POST /channel/create
 pub async fn channel_create(shard: &Rc<Shard>, req: &Request) -> Reply {
-    on_owner(shard, req, ControlOp::CreateChannel).await
+    on_owner(shard, req, ControlOp::GetOrCreateChannel).await
 }
 
 /// POST /channel/delete
@@ -239,7 +230,7 @@ pub async fn channel_pause(shard: &Rc<Shard>, req: &Request, paused: bool) -> Re
 pub async fn config(shard: &Rc<Shard>, req: &Request) -> Reply {
     let opt = req.path.trim_start_matches("/config/");
     if req.method == "PUT" {
-        if req.body.is_empty() || req.body.len() as u64 > shard.opts.max_msg_size {
+        if req.body.is_empty() || req.body.len() as u64 > shard.opts().max_msg_size {
             return Reply::Err(413, "INVALID_VALUE");
         }
         match opt {
@@ -264,7 +255,7 @@ pub async fn config(shard: &Rc<Shard>, req: &Request) -> Reply {
     if opt == "nsqlookupd_tcp_addresses" {
         return Reply::json(&*shard.lookupd_addresses.borrow());
     }
-    match shard.opts.get_config_value(opt) {
+    match shard.opts().get_config_value(opt) {
         // nsqd's V1 writes Go strings raw and everything else as JSON.
         Some(serde_json::Value::String(s)) => Reply::Text(s.into_bytes()),
         Some(value) => Reply::Json(value.to_string().into_bytes()),

@@ -12,8 +12,9 @@ mod publish;
 use std::rc::Rc;
 
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
+use nsq_daemon::http::RequestReader;
 use nsq_io::http::{self as codec, HttpError, Request};
 
 use crate::shard::Shard;
@@ -39,17 +40,20 @@ impl Reply {
     }
 }
 
+/// Bytes asked of the kernel per read, and the read buffer's first size.
+const READ_CHUNK: usize = 16 * 1024;
+/// The response buffer's first size (most answers are small JSON).
+const WRITE_BUFFER: usize = 4 * 1024;
+
 /// Serve one HTTP connection (keep-alive) until the peer closes or errs.
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
-    let opts = &shard.opts;
+    let opts = shard.opts();
     let max_body = opts.max_body_size.max(opts.max_msg_size) as usize;
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    let mut out = BytesMut::with_capacity(4 * 1024);
-    let mut continued = false;
+    let mut requests = RequestReader::new(READ_CHUNK);
+    let mut out = BytesMut::with_capacity(WRITE_BUFFER);
     loop {
-        match codec::decode_request(&mut buf, max_body) {
+        match requests.next(&mut stream, max_body).await {
             Ok(Some(req)) => {
-                continued = false;
                 let keep_alive = req.keep_alive;
                 let reply = route(&shard, &req).await;
                 write_reply(&mut out, reply, keep_alive);
@@ -57,16 +61,8 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                     return;
                 }
                 out.clear();
-                continue;
             }
-            Ok(None) => {
-                if !continued && codec::needs_continue(&buf) {
-                    continued = true;
-                    if stream.write_all(codec::CONTINUE_RESPONSE).await.is_err() {
-                        return;
-                    }
-                }
-            }
+            Ok(None) => return,
             Err(err) => {
                 match &err {
                     HttpError::BodyTooLarge { path, .. } => {
@@ -82,12 +78,6 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                 let _ = stream.write_all(&out).await;
                 return;
             }
-        }
-        let len = buf.len();
-        buf.resize(len + 16 * 1024, 0);
-        match stream.read(&mut buf[len..]).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.truncate(len + n),
         }
     }
 }

@@ -19,7 +19,7 @@ fn topic_from_query(shard: &Rc<Shard>, req: &Request) -> Result<Rc<Topic>, Reply
     if !nsq_proto::names::is_valid_topic_name(name) {
         return Err(Reply::Err(400, "INVALID_TOPIC"));
     }
-    Ok(shard.topic_or_create(name))
+    Ok(shard.get_or_create_topic(name))
 }
 
 /// Answer a publish: OK once stored, or with `--ack-after-fsync` once the
@@ -40,7 +40,7 @@ async fn stored(topic: &Topic, result: Result<Stored, PutError>) -> Reply {
 
 /// POST /pub?topic=T[&defer=ms]
 pub async fn pub_(shard: &Rc<Shard>, req: &Request) -> Reply {
-    let opts = &shard.opts;
+    let opts = shard.opts();
     if req.body.len() as u64 > opts.max_msg_size {
         return Reply::Err(413, "MSG_TOO_BIG");
     }
@@ -70,7 +70,7 @@ pub async fn pub_(shard: &Rc<Shard>, req: &Request) -> Reply {
 
 /// POST /mpub?topic=T[&binary=true]
 pub async fn mpub(shard: &Rc<Shard>, req: &Request) -> Reply {
-    let opts = &shard.opts;
+    let opts = shard.opts();
     if req.body.len() as u64 > opts.max_body_size {
         return Reply::Err(413, "BODY_TOO_BIG");
     }

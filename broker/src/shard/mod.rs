@@ -2,14 +2,22 @@
 //! parts, channels and connections.
 //!
 //! Lives on: every shard (one per core), behind an `Rc`; nothing in it is
-//! `Send`. Other shards reach it only through `ShardMsg`s on the mesh, which
-//! `run_mesh_receiver` drains: deliveries are applied inline (no await, so a
-//! receiver never blocks on another shard and the mesh cannot deadlock);
-//! control requests and adopted connections get their own task.
+//! `Send`. Other shards reach it only through `ShardMsg`s, sent with the
+//! `Peers` handle and applied by `crate::inbox` (control operations in
+//! `control.rs`). Background loops live in `tasks/`.
+//!
+//! Lifecycle entry points (call these; the rest is internal):
+//!
+//! | step | entry point | runs on |
+//! |---|---|---|
+//! | get a topic, creating it cluster-wide if new (PUB, SUB) | [`Shard::get_or_create_topic`] | any shard; others get `AddTopicPart` |
+//! | create a topic and wait until every shard has it (`/topic/create`) | [`Shard::create_topic_and_wait`] | any shard |
+//! | get a channel, creating and announcing it if new (SUB, `/channel/create`) | [`Shard::get_or_create_channel`] | the owner (`GetOrCreateChannel` routes there); others get `AddRemoteChannel` |
+//! | delete a channel | [`Shard::delete_owned_channel`] | the owner (`DeleteChannel`); others get `RemoveRemoteChannel` |
+//! | delete a topic | `ControlOp::DeleteTopic` on every shard | every shard |
+//! | recreate what nsqd.dat lists | [`Shard::restore`] | every shard, before accepting |
 
-pub mod ctx;
-pub mod msg;
-pub mod routing;
+mod control;
 pub mod tasks;
 
 use std::cell::{Cell, RefCell};
@@ -18,27 +26,40 @@ use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
-use glommio::channels::shared_channel::ConnectedReceiver;
-use nsq_io::mesh::Mesh;
-
 use crate::backend::SyncKind;
 use crate::channel::Channel;
 use crate::client::Client;
 use crate::config::Options;
-use crate::message::IdGen;
+use crate::ctx::ShardCtx;
+use crate::message::{IdGen, Message};
 use crate::metadata::{self, ChannelMeta, Metadata, TopicMeta};
+use crate::peers::msg::{ControlOp, ControlReply, ShardMsg};
+use crate::peers::routing;
+use crate::peers::Peers;
 use crate::stats::snapshot::{ClientStats, TopicStats};
 use crate::topic::{ChannelRef, Topic};
-use futures_lite::future;
-use msg::{ControlOp, ControlReply, ShardMsg};
 use nsq_io::signal::Signal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tasks::lookupd::Event;
 
 /// Longest a new topic's parts wait for its channels to be pre-created from
 /// nsqlookupd before handing messages out anyway: above the query's own
 /// bounds (connect plus request timeout, as nsqd's http client).
 const PRECREATE_HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// What this nsqd tells nsqlookupd about itself.
+fn identity(opts: &Options, listen: &Listen) -> tasks::lookupd::Identity {
+    use tasks::lookupd::broadcast_port;
+    tasks::lookupd::Identity {
+        broadcast_address: opts.broadcast_address.clone(),
+        tcp_port: broadcast_port(opts.broadcast_tcp_port, listen.tcp.port()),
+        http_port: broadcast_port(
+            opts.broadcast_http_port,
+            listen.http.map(|a| a.port()).unwrap_or(0),
+        ),
+        hostname: nsq_daemon::host::hostname(),
+    }
+}
 
 /// Addresses every shard listens on (same ports on all shards, SO_REUSEPORT).
 #[derive(Debug, Clone, Copy)]
@@ -52,14 +73,11 @@ pub struct Listen {
 /// One core's broker state. Lives on: every shard.
 #[derive(Debug)]
 pub struct Shard {
-    /// This shard's index.
-    pub id: usize,
-    /// Number of shards.
-    pub shards: usize,
-    /// Immutable options (the only thing shared by all cores).
-    pub opts: Arc<Options>,
-    /// Queues to the other shards.
-    pub mesh: Mesh<ShardMsg>,
+    /// Storage context (shard index, options, data path, disk health, sync
+    /// wake-up), shared with this shard's topic parts and channels.
+    pub ctx: Rc<ShardCtx>,
+    /// The other shards.
+    pub peers: Rc<Peers>,
     /// Listening addresses.
     pub listen: Listen,
     /// Process start, Unix seconds.
@@ -69,10 +87,6 @@ pub struct Shard {
     /// nsqlookupd TCP addresses: `--lookupd-tcp-address`, changeable at
     /// runtime through `PUT /config/nsqlookupd_tcp_addresses`.
     pub lookupd_addresses: RefCell<Vec<String>>,
-    /// `--data-path` (resolved).
-    pub data_path: PathBuf,
-    /// What topics and channels need from the shard (storage, health).
-    pub ctx: Rc<ctx::ShardCtx>,
     /// Wakes the nsqd.dat writer (shard 0 only).
     metadata_wake: Signal,
     /// nsqlookupd peers (shard 0 only: the control-plane home).
@@ -85,45 +99,65 @@ pub struct Shard {
 impl Shard {
     /// Build the shard root.
     pub fn new(
-        id: usize,
         opts: Arc<Options>,
-        mesh: Mesh<ShardMsg>,
+        peers: Peers,
         listen: Listen,
         start_time: i64,
         data_path: PathBuf,
     ) -> Rc<Shard> {
+        let id = peers.id;
         Rc::new(Shard {
-            ctx: Rc::new(ctx::ShardCtx::new(id, opts.clone(), data_path.clone()).with_pump_queue()),
-            data_path,
+            ctx: Rc::new(ShardCtx::new(id, opts.clone(), data_path).with_pump_queue()),
+            peers: Rc::new(peers),
             metadata_wake: Signal::new(),
-            id,
-            shards: mesh.shards(),
             ids: IdGen::new(id, opts.node_id as u64),
             lookupd_addresses: RefCell::new(opts.nsqlookupd_tcp_addresses.clone()),
-            opts,
-            mesh,
             listen,
             start_time,
-            lookup: (id == 0).then(tasks::lookupd::Lookup::default),
+            lookup: (id == 0).then(|| tasks::lookupd::Lookup::new(&identity(&opts, &listen))),
             topics: RefCell::new(HashMap::new()),
             clients: RefCell::new(HashMap::new()),
             next_client: Cell::new(1),
         })
     }
 
+    /// This shard's index.
+    pub fn id(&self) -> usize {
+        self.peers.id
+    }
+
+    /// Number of shards.
+    pub fn shards(&self) -> usize {
+        self.peers.shards
+    }
+
+    /// The options (immutable, shared by every core).
+    pub fn opts(&self) -> &Arc<Options> {
+        &self.ctx.opts
+    }
+
+    /// `--data-path` (resolved).
+    pub fn data_path(&self) -> &Path {
+        &self.ctx.data_path
+    }
+
     /// Start the control-plane tasks (on shard 0).
     pub fn start_tasks(self: &Rc<Self>) {
         if let Some(lookup) = &self.lookup {
-            lookup.reconcile(self, &self.lookupd_addresses.borrow());
+            lookup.reconcile(&self.lookupd_addresses.borrow());
         }
-        if self.id == 0 {
-            glommio::spawn_local(metadata_loop(
+        if self.id() == 0 {
+            glommio::spawn_local(tasks::metadata::run(
                 Rc::downgrade(self),
                 self.metadata_wake.clone(),
             ))
             .detach();
         }
-        glommio::spawn_local(sync_loop(Rc::downgrade(self), self.ctx.sync_wake.clone())).detach();
+        glommio::spawn_local(tasks::sync::run(
+            Rc::downgrade(self),
+            self.ctx.sync_wake.clone(),
+        ))
+        .detach();
     }
 
     /// Recreate the topics and channels of nsqd.dat. Every shard runs this
@@ -134,8 +168,8 @@ impl Shard {
             let part = self.open_topic_part(&meta.name);
             part.set_paused(meta.paused);
             for channel in meta.channels.iter().flatten() {
-                let owner = routing::owner_of(&meta.name, &channel.name, self.shards);
-                if owner == self.id {
+                let owner = routing::owner_of(&meta.name, &channel.name, self.shards());
+                if owner == self.id() {
                     let ch = Channel::create(part.name.clone(), &channel.name, self.ctx.clone());
                     ch.set_paused(channel.paused);
                     part.add_channel(ChannelRef::Local(ch));
@@ -161,7 +195,7 @@ impl Shard {
         for topic in &topics {
             topic.quiesce().await;
         }
-        for to in (0..self.shards).filter(|s| *s != self.id) {
+        for to in (0..self.shards()).filter(|s| *s != self.id()) {
             self.call(to, ControlOp::Barrier).await;
         }
     }
@@ -171,7 +205,7 @@ impl Shard {
     /// Every shard must have stopped handing messages over before any
     /// closes (see `server::run`), or a batch in flight could be lost.
     pub async fn shutdown(self: &Rc<Self>) {
-        if self.id == 0 {
+        if self.id() == 0 {
             self.save_metadata().await;
         }
         let topics: Vec<Rc<Topic>> = self.topics.borrow().values().cloned().collect();
@@ -203,7 +237,7 @@ impl Shard {
 
     /// Ask shard 0 to write nsqd.dat soon (coalesced).
     pub fn request_metadata_save(self: &Rc<Self>) {
-        if self.id == 0 {
+        if self.id() == 0 {
             self.metadata_wake.notify();
             return;
         }
@@ -211,10 +245,10 @@ impl Shard {
             op: ControlOp::PersistMetadata,
             reply: None,
         };
-        if let Err(Some(msg)) = self.mesh.try_send(0, msg) {
+        if let Err(Some(msg)) = self.peers.try_send(0, msg) {
             let shard = self.clone();
             glommio::spawn_local(async move {
-                let _ = shard.mesh.send(0, msg).await;
+                let _ = shard.peers.send(0, msg).await;
             })
             .detach();
         }
@@ -253,7 +287,7 @@ impl Shard {
             }
         }
         let meta = Metadata::merge(parts);
-        let dir = self.data_path.clone();
+        let dir = self.data_path().to_path_buf();
         let result = glommio::executor()
             .spawn_blocking(move || metadata::save(&dir, &meta))
             .await;
@@ -270,27 +304,11 @@ impl Shard {
         }
     }
 
-    /// Everything to REGISTER on a fresh lookupd connection: each channel,
-    /// or the bare topic when it has none (nsqd's connectCallback).
-    pub fn registrations(&self) -> Vec<Event> {
-        let mut events = Vec::new();
-        for (name, topic) in self.topics.borrow().iter() {
-            let channels = topic.channel_names();
-            if channels.is_empty() {
-                events.push(Event::Register(name.clone(), None));
-            }
-            for channel in channels {
-                events.push(Event::Register(name.clone(), Some(channel)));
-            }
-        }
-        events
-    }
-
     /// A node-unique client ID (shard index in the high bits).
     pub fn new_client_id(&self) -> u64 {
         let n = self.next_client.get();
         self.next_client.set(n + 1);
-        ((self.id as u64) << 48) | n
+        ((self.id() as u64) << 48) | n
     }
 
     /// Track a connection for /stats (producers).
@@ -318,11 +336,11 @@ impl Shard {
     /// Get the topic part, creating the topic (on every shard) if new. The
     /// other shards learn of it asynchronously: this never waits, so a PUB to
     /// a new topic is still acknowledged without a cross-core round trip.
-    pub fn topic_or_create(self: &Rc<Self>, name: &str) -> Rc<Topic> {
+    pub fn get_or_create_topic(self: &Rc<Self>, name: &str) -> Rc<Topic> {
         if let Some(t) = self.topic(name) {
             return t;
         }
-        let topic = self.create_local_topic(name);
+        let topic = self.add_topic_part(name);
         crate::log_info!("TOPIC({name}): created");
         if !topic.ephemeral {
             self.request_metadata_save();
@@ -331,7 +349,8 @@ impl Shard {
         let name = name.to_string();
         glommio::spawn_local(async move {
             shard
-                .broadcast_others(ControlOp::CreateTopic(name.clone()), false)
+                .peers
+                .broadcast(ControlOp::AddTopicPart(name.clone()), false)
                 .await;
             if shard.precreates_channels() {
                 shard.precreate_channels(&name).await;
@@ -366,11 +385,11 @@ impl Shard {
             {
                 continue;
             }
-            let owner = routing::owner_of(topic, &channel, self.shards);
-            let op = ControlOp::CreateChannel(topic.to_string(), channel.clone());
+            let owner = routing::owner_of(topic, &channel, self.shards());
+            let op = ControlOp::GetOrCreateChannel(topic.to_string(), channel.clone());
             self.call(owner, op).await;
         }
-        for to in 0..self.shards {
+        for to in 0..self.shards() {
             self.call(to, ControlOp::StartTopic(topic.to_string()))
                 .await;
         }
@@ -381,7 +400,7 @@ impl Shard {
     /// nsqlookupd, the part is held until the creating shard's `StartTopic`;
     /// a timer bounds the hold in case that never comes (the creating shard
     /// saw the topic deleted and recreated meanwhile, say).
-    fn create_local_topic(self: &Rc<Self>, name: &str) -> Rc<Topic> {
+    fn add_topic_part(self: &Rc<Self>, name: &str) -> Rc<Topic> {
         if let Some(t) = self.topic(name) {
             return t;
         }
@@ -405,7 +424,7 @@ impl Shard {
         if let Some(t) = self.topic(name) {
             return t;
         }
-        let topic = Topic::create(name, self);
+        let topic = Topic::create(name, &self.ctx, &self.peers);
         self.topics
             .borrow_mut()
             .insert(name.to_string(), topic.clone());
@@ -414,9 +433,10 @@ impl Shard {
     }
 
     /// Create a topic on every shard and wait until all have it.
-    pub async fn create_topic_everywhere(self: &Rc<Self>, name: &str) {
-        self.topic_or_create(name);
-        self.broadcast_others(ControlOp::CreateTopic(name.to_string()), true)
+    pub async fn create_topic_and_wait(self: &Rc<Self>, name: &str) {
+        self.get_or_create_topic(name);
+        self.peers
+            .broadcast(ControlOp::AddTopicPart(name.to_string()), true)
             .await;
     }
 
@@ -424,8 +444,8 @@ impl Shard {
     /// every shard, and this returns only when all of them know it: from then
     /// on every publish, on any core, reaches the channel (nsqd's guarantee
     /// that a SUB's OK means subsequent publishes are seen).
-    pub async fn ensure_channel(self: &Rc<Self>, topic: &str, channel: &str) -> Rc<Channel> {
-        let part = self.topic_or_create(topic);
+    pub async fn get_or_create_channel(self: &Rc<Self>, topic: &str, channel: &str) -> Rc<Channel> {
+        let part = self.get_or_create_topic(topic);
         if let Some(ch) = part.local_channel(channel) {
             return ch;
         }
@@ -436,12 +456,12 @@ impl Shard {
             Some(channel.to_string()),
         ));
         crate::log_info!("TOPIC({topic}): new channel({channel})");
-        let op = ControlOp::ChannelCreated {
+        let op = ControlOp::AddRemoteChannel {
             topic: topic.to_string(),
             channel: channel.to_string(),
-            owner: self.id,
+            owner: self.id(),
         };
-        self.broadcast_others(op, true).await;
+        self.peers.broadcast(op, true).await;
         if !ch.ephemeral {
             self.request_metadata_save();
         }
@@ -449,7 +469,7 @@ impl Shard {
     }
 
     /// Delete a channel this shard owns and tell the other shards.
-    pub async fn delete_local_channel(self: &Rc<Self>, topic: &str, channel: &str) -> bool {
+    pub async fn delete_owned_channel(self: &Rc<Self>, topic: &str, channel: &str) -> bool {
         let Some(part) = self.topic(topic) else {
             return false;
         };
@@ -464,18 +484,18 @@ impl Shard {
             Some(channel.to_string()),
         ));
         if now_empty && part.ephemeral {
-            self.delete_local_topic(topic);
+            self.remove_topic_part(topic);
         }
-        let op = ControlOp::ChannelDeleted {
+        let op = ControlOp::RemoveRemoteChannel {
             topic: topic.to_string(),
             channel: channel.to_string(),
         };
-        self.broadcast_others(op, true).await;
+        self.peers.broadcast(op, true).await;
         self.request_metadata_save();
         true
     }
 
-    fn delete_local_topic(&self, name: &str) -> bool {
+    fn remove_topic_part(&self, name: &str) -> bool {
         let removed = self.topics.borrow_mut().remove(name);
         match removed {
             Some(t) => {
@@ -491,174 +511,21 @@ impl Shard {
         }
     }
 
-    /// Run `op` on shard `to` and wait for its answer.
+    /// Run `op` on shard `to` (this one too) and wait for its answer.
     pub async fn call(self: &Rc<Self>, to: usize, op: ControlOp) -> ControlReply {
-        if to == self.id {
+        if to == self.id() {
             return Box::pin(self.handle_control(op)).await;
         }
-        let (tx, rx) = flume::bounded(1);
-        let msg = ShardMsg::Control {
-            op,
-            reply: Some(tx),
-        };
-        if self.mesh.send(to, msg).await.is_err() {
-            return ControlReply::NotFound;
-        }
-        rx.recv_async().await.unwrap_or(ControlReply::NotFound)
+        self.peers.call(to, op).await
     }
 
     /// Run `op` on every shard (this one included) and collect the answers.
     pub async fn call_all(self: &Rc<Self>, op: ControlOp) -> Vec<ControlReply> {
-        let mut replies = Vec::with_capacity(self.shards);
-        for to in 0..self.shards {
+        let mut replies = Vec::with_capacity(self.shards());
+        for to in 0..self.shards() {
             replies.push(self.call(to, op.clone()).await);
         }
         replies
-    }
-
-    /// Send `op` to every other shard; with `wait`, until all have applied it.
-    async fn broadcast_others(self: &Rc<Self>, op: ControlOp, wait: bool) {
-        for to in (0..self.shards).filter(|s| *s != self.id) {
-            if wait {
-                self.call(to, op.clone()).await;
-            } else {
-                let msg = ShardMsg::Control {
-                    op: op.clone(),
-                    reply: None,
-                };
-                let _ = self.mesh.send(to, msg).await;
-            }
-        }
-    }
-
-    /// Apply one control operation on this shard.
-    pub async fn handle_control(self: &Rc<Self>, op: ControlOp) -> ControlReply {
-        match op {
-            ControlOp::CreateTopic(name) => {
-                self.create_local_topic(&name);
-                ControlReply::Ok
-            }
-            ControlOp::StartTopic(name) => {
-                if let Some(part) = self.topic(&name) {
-                    part.start();
-                }
-                ControlReply::Ok
-            }
-            ControlOp::LookupdChannels(topic) => {
-                let names = match &self.lookup {
-                    Some(lookup) => {
-                        let configured = !self.lookupd_addresses.borrow().is_empty();
-                        lookup.topic_channels(&topic, configured).await
-                    }
-                    None => Vec::new(),
-                };
-                ControlReply::Channels(names)
-            }
-            ControlOp::DeleteTopic(name) => {
-                if self.delete_local_topic(&name) {
-                    crate::log_info!("TOPIC({name}): deleted");
-                    self.request_metadata_save();
-                    ControlReply::Ok
-                } else {
-                    ControlReply::NotFound
-                }
-            }
-            ControlOp::EmptyTopic(name) => self.with_topic(&name, |t| t.empty()),
-            ControlOp::PauseTopic(name, paused) => {
-                self.request_metadata_save();
-                self.with_topic(&name, |t| t.set_paused(paused))
-            }
-            ControlOp::ChannelCreated {
-                topic,
-                channel,
-                owner,
-            } => {
-                let part = self.create_local_topic(&topic);
-                if !part.has_channel(&channel) {
-                    self.notify_lookup(Event::Register(topic.clone(), Some(channel.clone())));
-                }
-                part.add_channel(ChannelRef::Remote {
-                    shard: owner,
-                    name: Rc::from(channel.as_str()),
-                });
-                ControlReply::Ok
-            }
-            ControlOp::ChannelDeleted { topic, channel } => {
-                if let Some(part) = self.topic(&topic) {
-                    if part.has_channel(&channel) {
-                        self.notify_lookup(Event::Unregister(topic.clone(), Some(channel.clone())));
-                    }
-                    if part.remove_channel(&channel) && part.ephemeral {
-                        self.delete_local_topic(&topic);
-                    }
-                }
-                ControlReply::Ok
-            }
-            ControlOp::CreateChannel(topic, channel) => {
-                self.ensure_channel(&topic, &channel).await;
-                ControlReply::Ok
-            }
-            ControlOp::DeleteChannel(topic, channel) => {
-                if self.delete_local_channel(&topic, &channel).await {
-                    ControlReply::Ok
-                } else {
-                    ControlReply::NotFound
-                }
-            }
-            ControlOp::EmptyChannel(topic, channel) => {
-                self.with_channel(&topic, &channel, |c| c.empty())
-            }
-            ControlOp::PauseChannel(topic, channel, paused) => {
-                self.request_metadata_save();
-                self.with_channel(&topic, &channel, |c| c.set_paused(paused))
-            }
-            ControlOp::SetLookupdAddresses(addrs) => {
-                if let Some(lookup) = &self.lookup {
-                    lookup.reconcile(self, &addrs);
-                }
-                *self.lookupd_addresses.borrow_mut() = addrs;
-                ControlReply::Ok
-            }
-            ControlOp::Metadata => ControlReply::Metadata(self.metadata_part()),
-            ControlOp::Barrier => ControlReply::Ok,
-            ControlOp::Health => match self.health_error() {
-                Some(err) => ControlReply::Unhealthy(err),
-                None => ControlReply::Ok,
-            },
-            ControlOp::PersistMetadata => {
-                self.metadata_wake.notify();
-                ControlReply::Ok
-            }
-            ControlOp::Stats {
-                topic,
-                channel,
-                include_clients,
-            } => {
-                let (topics, producers) =
-                    self.stats(topic.as_deref(), channel.as_deref(), include_clients);
-                ControlReply::Stats(topics, producers)
-            }
-        }
-    }
-
-    fn with_topic(&self, name: &str, f: impl FnOnce(&Topic)) -> ControlReply {
-        match self.topic(name) {
-            Some(t) => {
-                f(&t);
-                ControlReply::Ok
-            }
-            None => ControlReply::NotFound,
-        }
-    }
-
-    fn with_channel(&self, topic: &str, channel: &str, f: impl FnOnce(&Channel)) -> ControlReply {
-        match self.topic(topic).and_then(|t| t.local_channel(channel)) {
-            Some(c) => {
-                f(&c);
-                ControlReply::Ok
-            }
-            None => ControlReply::NotFound,
-        }
     }
 
     /// This shard's part of /stats: its topic parts (with the channels it
@@ -688,7 +555,7 @@ impl Shard {
     }
 
     /// Apply a batch of messages handed over by another shard's topic part.
-    fn deliver(&self, topic: &str, channels: &[String], msgs: Vec<Message>) {
+    pub fn deliver(&self, topic: &str, channels: &[String], msgs: Vec<Message>) {
         let Some(part) = self.topic(topic) else {
             return;
         };
@@ -698,75 +565,6 @@ impl Shard {
             .collect();
         for ch in &targets {
             ch.put_batch(&msgs);
-        }
-    }
-}
-
-use crate::message::Message;
-
-/// nsqd's `--sync-timeout` / `--sync-every`: sync dirty disk queues every
-/// sync-timeout, or at once when a queue reached sync-every operations.
-async fn sync_loop(shard: Weak<Shard>, wake: Signal) {
-    let mut next_full = std::time::Instant::now();
-    loop {
-        let interval = match shard.upgrade() {
-            Some(s) => s.opts.sync_timeout.max(std::time::Duration::from_millis(1)),
-            None => return,
-        };
-        let now = std::time::Instant::now();
-        if now >= next_full {
-            next_full = now + interval;
-        }
-        future::or(wake.wait(), glommio::timer::sleep(next_full - now)).await;
-        let Some(shard) = shard.upgrade() else { return };
-        let kind = if std::time::Instant::now() >= next_full {
-            SyncKind::Full
-        } else {
-            SyncKind::Data
-        };
-        shard.sync_all(kind).await;
-    }
-}
-
-/// Writes nsqd.dat whenever asked, coalescing bursts of changes (shard 0).
-async fn metadata_loop(shard: Weak<Shard>, wake: Signal) {
-    loop {
-        wake.wait().await;
-        // Let a burst of creates/deletes settle into one write.
-        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-        let Some(shard) = shard.upgrade() else { return };
-        shard.save_metadata().await;
-    }
-}
-
-/// Drain the queue from one peer shard for as long as the process runs.
-pub async fn run_mesh_receiver(shard: Rc<Shard>, rx: ConnectedReceiver<ShardMsg>) {
-    while let Some(msg) = rx.recv().await {
-        match msg {
-            ShardMsg::Deliver {
-                topic,
-                channels,
-                msgs,
-                ack,
-            } => {
-                shard.deliver(&topic, &channels, msgs);
-                if let Some(ack) = ack {
-                    let _ = ack.send(());
-                }
-            }
-            ShardMsg::Adopt(handoff) => {
-                glommio::spawn_local(crate::client::conn::adopt(shard.clone(), *handoff)).detach();
-            }
-            ShardMsg::Control { op, reply } => {
-                let shard = shard.clone();
-                glommio::spawn_local(async move {
-                    let answer = shard.handle_control(op).await;
-                    if let Some(reply) = reply {
-                        let _ = reply.send(answer);
-                    }
-                })
-                .detach();
-            }
         }
     }
 }

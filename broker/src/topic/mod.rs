@@ -4,7 +4,7 @@
 //! when the topic is created anywhere). A publish is stored in the part of the
 //! shard that received it and acknowledged from there: no cross-core hop
 //! before the OK. Stored means in the part's memory queue (up to
-//! `--mem-queue-size`) or else in its disk queue (`backend`); with
+//! `--mem-queue-size`) or else in its disk queue (`QueueStore`); with
 //! `--ack-after-fsync`, always on disk and fdatasync'ed before the OK.
 //!
 //! The part's pump then hands messages to every channel of the topic:
@@ -16,18 +16,18 @@
 //! remote ones included (they acknowledge the batch).
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use nsq_io::segment::Pos;
-use nsq_io::signal::{Broadcast, Signal};
+use nsq_io::signal::Signal;
 
-use crate::backend::{self, Backend, SyncKind};
+use crate::backend::{Backend, SyncKind};
 use crate::channel::Channel;
+use crate::ctx::ShardCtx;
 use crate::message::Message;
-use crate::shard::ctx::ShardCtx;
-use crate::shard::msg::ShardMsg;
-use crate::shard::Shard;
+use crate::peers::msg::ShardMsg;
+use crate::peers::Peers;
+use crate::queue_store::{QueueStore, StoreError};
 use crate::stats::snapshot::{E2eLatency, TopicStats};
 
 /// Most messages moved per pump step: bounds the time one topic holds the core.
@@ -66,6 +66,12 @@ pub enum PutError {
     Disk(String),
 }
 
+impl From<StoreError> for PutError {
+    fn from(e: StoreError) -> PutError {
+        PutError::Disk(e.to_string())
+    }
+}
+
 impl std::fmt::Display for PutError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -92,14 +98,10 @@ pub struct Topic {
     /// `#ephemeral`: no disk, overflow dropped.
     pub ephemeral: bool,
     ctx: Rc<ShardCtx>,
-    queue: RefCell<VecDeque<Message>>,
-    capacity: usize,
-    backend: RefCell<Option<Backend>>,
+    /// Memory queue and disk queue.
+    store: QueueStore,
     /// `--ack-after-fsync` (never for ephemeral topics).
     durable_acks: bool,
-    /// A group fsync is running; later publishers wait for `synced`.
-    syncing: Cell<bool>,
-    synced: Broadcast,
     channels: RefCell<Vec<ChannelRef>>,
     paused: Cell<bool>,
     /// Created while nsqlookupd is configured: the pump waits until the
@@ -111,6 +113,8 @@ pub struct Topic {
     closing: Cell<bool>,
     /// The pump is between taking a batch and finishing its hand-off.
     pumping: Cell<bool>,
+    /// Notified when `pumping` goes false (shutdown waits for it).
+    pump_idle: Signal,
     message_count: Cell<u64>,
     message_bytes: Cell<u64>,
     wake: Signal,
@@ -124,46 +128,40 @@ fn queue_name(topic: &str, shard: usize) -> String {
 
 impl Topic {
     /// Create a part (opening or recovering its disk queue) and start its pump.
-    pub fn create(name: &str, shard: &Rc<Shard>) -> Rc<Topic> {
-        let ctx = shard.ctx.clone();
+    pub fn create(name: &str, ctx: &Rc<ShardCtx>, peers: &Rc<Peers>) -> Rc<Topic> {
+        let ctx = ctx.clone();
         let ephemeral = nsq_proto::names::is_ephemeral(name);
-        let backend = if ephemeral {
-            None
-        } else {
-            match Backend::open(&ctx.data_path, &queue_name(name, ctx.shard), &ctx.opts) {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    // Publishes then stay in memory and fail past the bound.
-                    ctx.set_unhealthy(format!("TOPIC({name}): cannot open disk queue - {e}"));
-                    None
-                }
-            }
-        };
+        // Without a disk queue (failed to open: unhealthy), publishes stay
+        // in memory and fail past the bound.
+        let disk = (!ephemeral)
+            .then(|| Backend::open(&ctx.data_path, &queue_name(name, ctx.shard), &ctx.opts));
         let topic = Rc::new(Topic {
             name: Rc::from(name),
             ephemeral,
             // A topic has a part on every shard; together they hold at most
             // --mem-queue-size messages in memory, as nsqd's one queue does.
-            capacity: (ctx.opts.mem_queue_size as usize).div_ceil(shard.shards),
+            store: QueueStore::new(
+                ctx.clone(),
+                format!("TOPIC({name})"),
+                (ctx.opts.mem_queue_size as usize).div_ceil(peers.shards),
+                disk,
+            ),
             durable_acks: ctx.opts.ack_after_fsync && !ephemeral,
             ctx,
-            queue: RefCell::new(VecDeque::new()),
-            backend: RefCell::new(backend),
-            syncing: Cell::new(false),
-            synced: Broadcast::new(),
             channels: RefCell::new(Vec::new()),
             paused: Cell::new(false),
             held: Cell::new(false),
             deleted: Cell::new(false),
             closing: Cell::new(false),
             pumping: Cell::new(false),
+            pump_idle: Signal::new(),
             message_count: Cell::new(0),
             message_bytes: Cell::new(0),
             wake: Signal::new(),
         });
         topic
             .ctx
-            .spawn_pump(pump(Rc::downgrade(&topic), Rc::downgrade(shard)));
+            .spawn_pump(pump(Rc::downgrade(&topic), peers.clone()));
         // A recovered backlog is handed out as soon as channels exist.
         topic.wake.notify();
         topic
@@ -195,97 +193,40 @@ impl Topic {
         for msg in &msgs {
             self.count(msg);
         }
-        let fits = !self.durable_acks && self.queue.borrow().len() + msgs.len() <= self.capacity;
-        if fits || (self.ephemeral && self.backend.borrow().is_none()) {
-            let mut queue = self.queue.borrow_mut();
-            let room = if fits {
-                msgs.len()
-            } else {
-                self.capacity.saturating_sub(queue.len())
-            };
+        let capacity = self.store.capacity();
+        let fits = !self.durable_acks && self.store.len() + msgs.len() <= capacity;
+        if fits || (self.ephemeral && !self.store.has_disk()) {
+            let room = if fits { msgs.len() } else { self.store.room() };
             // Ephemeral topics keep what fits and drop the rest, as nsqd.
-            queue.extend(msgs.into_iter().take(room));
-            drop(queue);
+            self.store.extend(msgs.into_iter().take(room));
             self.wake.notify();
             return Ok(Stored::Memory);
         }
-        let mut backend = self.backend.borrow_mut();
-        let Some(b) = backend.as_mut() else {
-            return Err(PutError::Disk("no disk queue".into()));
+        let stored = match self.store.append_batch(&msgs)? {
+            Some(pos) => Stored::Disk(pos),
+            None => Stored::Memory,
         };
-        let stored = match b.put_batch(&msgs) {
-            Ok(Some(pos)) => {
-                self.ctx.set_healthy();
-                if b.needs_sync() {
-                    self.ctx.sync_wake.notify();
-                }
-                Stored::Disk(pos)
-            }
-            Ok(None) => Stored::Memory,
-            Err(e) => {
-                self.ctx.set_unhealthy(format!("TOPIC({}): {e}", self.name));
-                return Err(PutError::Disk(e.to_string()));
-            }
-        };
-        drop(backend);
         self.wake.notify();
         Ok(stored)
     }
 
     fn store(&self, msg: Message) -> Result<Stored, PutError> {
-        if !self.durable_acks && self.queue.borrow().len() < self.capacity {
-            self.queue.borrow_mut().push_back(msg);
+        if !self.durable_acks && self.store.has_room() {
+            self.store.push(msg);
             return Ok(Stored::Memory);
         }
-        let mut backend = self.backend.borrow_mut();
-        let Some(b) = backend.as_mut() else {
-            if self.ephemeral {
-                // nsqd's ephemeral topics drop what does not fit in memory.
-                return Ok(Stored::Memory);
-            }
-            return Err(PutError::Disk("no disk queue".into()));
-        };
-        match b.put(&msg) {
-            Ok(pos) => {
-                self.ctx.set_healthy();
-                if b.needs_sync() {
-                    self.ctx.sync_wake.notify();
-                }
-                Ok(Stored::Disk(pos))
-            }
-            Err(e) => {
-                self.ctx.set_unhealthy(format!("TOPIC({}): {e}", self.name));
-                Err(PutError::Disk(e.to_string()))
-            }
+        match self.store.append(&msg) {
+            Ok(pos) => Ok(Stored::Disk(pos)),
+            // nsqd's ephemeral topics drop what does not fit in memory.
+            Err(StoreError::NoDisk) if self.ephemeral => Ok(Stored::Memory),
+            Err(e) => Err(e.into()),
         }
     }
 
-    /// Wait until the disk queue is durable up to `pos`: group commit. The
-    /// first waiter runs one fdatasync (off the core) for everything written
-    /// so far; publishers arriving meanwhile wait for the next one.
+    /// Wait until the disk queue is durable up to `pos`: group commit (see
+    /// `QueueStore::wait_durable`).
     pub async fn wait_durable(&self, pos: Pos) -> Result<(), String> {
-        loop {
-            let synced = match self.backend.borrow().as_ref() {
-                Some(b) => b.synced_pos(),
-                None => return Err("no disk queue".into()),
-            };
-            if synced >= pos {
-                return Ok(());
-            }
-            if self.syncing.get() {
-                let seen = self.synced.generation();
-                self.synced.changed(seen).await;
-                continue;
-            }
-            self.syncing.set(true);
-            let result = backend::sync_off_core(&self.backend, SyncKind::Data).await;
-            self.syncing.set(false);
-            self.synced.notify_all();
-            if let Err(e) = result {
-                self.ctx.set_unhealthy(format!("TOPIC({}): {e}", self.name));
-                return Err(e.to_string());
-            }
-        }
+        self.store.wait_durable(pos).await
     }
 
     fn count(&self, msg: &Message) {
@@ -371,24 +312,13 @@ impl Topic {
 
     /// Drop the messages queued in this part, memory and disk (nsqd `Empty`).
     pub fn empty(&self) {
-        self.queue.borrow_mut().clear();
-        if let Some(b) = self.backend.borrow_mut().as_mut() {
-            if let Err(e) = b.empty() {
-                self.ctx
-                    .set_unhealthy(format!("TOPIC({}): empty - {e}", self.name));
-            }
-        }
+        self.store.empty(None);
     }
 
     /// Delete this part, its files, and the channels this shard owns.
     pub fn delete(&self) {
         self.deleted.set(true);
-        self.queue.borrow_mut().clear();
-        if let Some(b) = self.backend.borrow_mut().take() {
-            if let Err(e) = b.delete() {
-                crate::log_error!("TOPIC({}): removing disk queue - {e}", self.name);
-            }
-        }
+        self.store.delete(None);
         let channels = std::mem::take(&mut *self.channels.borrow_mut());
         for c in channels {
             if let ChannelRef::Local(ch) = c {
@@ -404,7 +334,7 @@ impl Topic {
         self.closing.set(true);
         self.wake.notify();
         while self.pumping.get() {
-            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+            self.pump_idle.wait().await;
         }
     }
 
@@ -413,37 +343,13 @@ impl Topic {
     pub async fn close(&self) {
         self.deleted.set(true);
         self.wake.notify();
-        let msgs: Vec<Message> = self.queue.borrow_mut().drain(..).collect();
-        if let Some(b) = self.backend.borrow_mut().as_mut() {
-            for msg in &msgs {
-                if let Err(e) = b.put(msg) {
-                    crate::log_error!("TOPIC({}): flush to disk - {e}", self.name);
-                    break;
-                }
-            }
-        }
-        if let Err(e) = backend::sync_off_core(&self.backend, SyncKind::Full).await {
-            crate::log_error!("TOPIC({}): sync - {e}", self.name);
-        }
+        let msgs = self.store.take_memory();
+        self.store.close(&msgs, None).await;
     }
 
-    /// The shard's sync task: a data sync once `--sync-every` appends
-    /// happened; with `kind` Full (every `--sync-timeout`) also the cursors,
-    /// if anything changed.
+    /// The shard's sync task (see `QueueStore::sync_if_needed`).
     pub async fn sync_if_needed(&self, kind: SyncKind) {
-        let needed = self.backend.borrow().as_ref().is_some_and(|b| match kind {
-            SyncKind::Data => b.needs_sync(),
-            SyncKind::Full => b.is_dirty(),
-        });
-        if needed && !self.syncing.get() {
-            self.syncing.set(true);
-            let result = backend::sync_off_core(&self.backend, kind).await;
-            self.syncing.set(false);
-            self.synced.notify_all();
-            if let Err(e) = result {
-                self.ctx.set_unhealthy(format!("TOPIC({}): {e}", self.name));
-            }
-        }
+        self.store.sync_if_needed(kind, None).await;
     }
 
     /// Snapshot for /stats: this part's counts and the channels it owns.
@@ -454,15 +360,11 @@ impl Topic {
             .filter(|c| channel.is_none_or(|name| &*c.name == name))
             .map(|c| c.stats(include_clients))
             .collect();
-        let backend_depth = self
-            .backend
-            .borrow()
-            .as_ref()
-            .map_or(0, |b| b.depth() as i64);
+        let (depth, backend_depth) = self.store.depths();
         TopicStats {
             topic_name: self.name.to_string(),
             channels,
-            depth: self.queue.borrow().len() as i64 + backend_depth,
+            depth,
             backend_depth,
             message_count: self.message_count.get(),
             message_bytes: self.message_bytes.get(),
@@ -473,45 +375,19 @@ impl Topic {
 
     /// The next batch to hand out: memory first, then disk (with positions).
     fn take_batch(&self) -> (Vec<Message>, Vec<Pos>) {
-        {
-            let mut q = self.queue.borrow_mut();
-            if !q.is_empty() {
-                let n = PUMP_BATCH.min(q.len());
-                return (q.drain(..n).collect(), Vec::new());
-            }
+        if !self.store.is_empty() {
+            return (self.store.take_front(PUMP_BATCH), Vec::new());
         }
         let mut msgs = Vec::new();
         let mut positions = Vec::new();
-        let mut backend = self.backend.borrow_mut();
-        let Some(b) = backend.as_mut() else {
-            return (msgs, positions);
-        };
         while msgs.len() < PUMP_BATCH {
-            match b.read() {
-                Ok(Some(read)) => {
-                    msgs.push(read.msg);
-                    positions.push(read.pos);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    self.ctx
-                        .set_unhealthy(format!("TOPIC({}): read - {e}", self.name));
-                    break;
-                }
-            }
+            let Some(read) = self.store.read() else {
+                break;
+            };
+            msgs.push(read.msg);
+            positions.push(read.pos);
         }
         (msgs, positions)
-    }
-
-    fn finish_disk(&self, positions: &[Pos]) {
-        if let Some(b) = self.backend.borrow_mut().as_mut() {
-            for pos in positions {
-                b.finish(*pos);
-            }
-            if b.needs_sync() {
-                self.ctx.sync_wake.notify();
-            }
-        }
     }
 }
 
@@ -522,13 +398,14 @@ impl Drop for PumpGuard {
     fn drop(&mut self) {
         if let Some(t) = self.0.upgrade() {
             t.pumping.set(false);
+            t.pump_idle.notify();
         }
     }
 }
 
 /// Move messages from the part to its channels. Runs while the topic part
 /// exists; sleeps on `wake` when there is nothing to do.
-async fn pump(topic: Weak<Topic>, shard: Weak<Shard>) {
+async fn pump(topic: Weak<Topic>, peers: Rc<Peers>) {
     loop {
         let wake = match topic.upgrade() {
             Some(t) => t.wake.clone(),
@@ -536,7 +413,7 @@ async fn pump(topic: Weak<Topic>, shard: Weak<Shard>) {
         };
         wake.wait().await;
         loop {
-            let (Some(t), Some(shard)) = (topic.upgrade(), shard.upgrade()) else {
+            let Some(t) = topic.upgrade() else {
                 return;
             };
             if t.deleted.get() || t.closing.get() {
@@ -582,7 +459,7 @@ async fn pump(topic: Weak<Topic>, shard: Weak<Shard>) {
                     ack,
                 };
                 // Waits while the destination's queue is full: back-pressure.
-                if shard.mesh.send(to, deliver).await.is_err() {
+                if peers.send(to, deliver).await.is_err() {
                     crate::log_error!("TOPIC({name}): shard {to} is gone");
                 }
                 acks.extend(acked);
@@ -595,7 +472,7 @@ async fn pump(topic: Weak<Topic>, shard: Weak<Shard>) {
             }
             if from_disk && all_stored {
                 if let Some(t) = topic.upgrade() {
-                    t.finish_disk(&positions);
+                    t.store.finish(&positions);
                 }
             }
             drop(guard);

@@ -1,65 +1,27 @@
-//! nsqlookupd configuration: the `Options` struct, Go-style flags and the
+//! nsqlookupd configuration: the `Options` struct, its flag table, and the
 //! `--config` TOML file, merged in one place.
 //!
 //! Flag names, defaults and config keys are nsqlookupd v1.3.0's
 //! (`apps/nsqlookupd/main.go`, `nsqlookupd/options.go`). Syntax follows Go's
 //! `flag` package (`-f=v`, `--f=v`, `-f v`, `--f v`, bare `-f` for booleans),
 //! and precedence follows `go-options`: a flag given on the command line wins
-//! over the config file, which wins over the default.
+//! over the config file, which wins over the default. The syntax, the
+//! precedence and the `--help` layout are nsqd's too: `nsq_daemon::flags`.
 //!
 //! Where we differ from nsqlookupd (each is a mistake nsqlookupd accepts
 //! silently): positional arguments are rejected instead of ending flag
 //! parsing, and negative durations are rejected.
 
-use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
+
+use nsq_daemon::flags::{self, Flag as _, FlagError, HelpEntry, Source};
+use nsq_daemon::goparse::go_parse_bool;
+pub use nsq_daemon::log::LogLevel;
 
 /// The version we report (`/info`, IDENTIFY, `--version`): the nsqlookupd
 /// release we are a drop-in for. nsqd and nsqadmin parse it as semver.
 pub const VERSION: &str = "1.3.0";
-
-/// Log verbosity (`--log-level`), numbered as nsqlookupd's `lg.LogLevel`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum LogLevel {
-    /// `debug`
-    Debug = 1,
-    /// `info` (default)
-    Info = 2,
-    /// `warn`
-    Warn = 3,
-    /// `error`
-    Error = 4,
-    /// `fatal`
-    Fatal = 5,
-}
-
-impl LogLevel {
-    /// The label printed before a log line (`lg.LogLevel.String`).
-    pub fn label(self) -> &'static str {
-        match self {
-            LogLevel::Debug => "DEBUG",
-            LogLevel::Info => "INFO",
-            LogLevel::Warn => "WARNING",
-            LogLevel::Error => "ERROR",
-            LogLevel::Fatal => "FATAL",
-        }
-    }
-
-    /// `lg.ParseLogLevel`: case-insensitive, with Go's error text.
-    pub fn parse(s: &str) -> Result<LogLevel, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "debug" => Ok(LogLevel::Debug),
-            "info" => Ok(LogLevel::Info),
-            "warn" => Ok(LogLevel::Warn),
-            "error" => Ok(LogLevel::Error),
-            "fatal" => Ok(LogLevel::Fatal),
-            _ => Err(format!(
-                "invalid log level '{s}' (debug, info, warn, error, fatal)"
-            )),
-        }
-    }
-}
 
 /// Everything nsqlookupd can be told at startup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,39 +71,53 @@ impl Options {
         I: IntoIterator<Item = String>,
     {
         let defaults = Options::defaults(hostname);
-        let flags = match parse_flags(args)? {
-            Some(flags) => flags,
-            None => return Ok(Parsed::Help(usage(&defaults))),
+        // Values are checked as they are met, against a scratch copy.
+        let mut scratch = Options::defaults("");
+        let given = match flags::parse(args, Flag::find, |flag, value| {
+            flag.set(&mut scratch, value)
+        }) {
+            Ok(given) => given,
+            Err(FlagError::Help) => return Ok(Parsed::Help(usage(&defaults))),
+            Err(e) => return Err(ConfigError::Flag(e)),
         };
         // As nsqlookupd: --version is answered before the config file is read.
-        let version = flags
-            .iter()
-            .rev()
-            .find(|(flag, _)| *flag == Flag::Version)
-            .is_some_and(|(_, value)| go_parse_bool(value) == Some(true));
-        if version {
+        if flags::last_value(&given, Flag::Version).and_then(go_parse_bool) == Some(true) {
             return Ok(Parsed::Version);
         }
-        let config_path = flags
-            .iter()
-            .rev()
-            .find(|(flag, _)| *flag == Flag::Config)
-            .map(|(_, value)| value.clone())
-            .filter(|path| !path.is_empty());
+        let file = match flags::last_value(&given, Flag::Config).filter(|path| !path.is_empty()) {
+            Some(path) => Some(load_config_file(Path::new(path))?),
+            None => None,
+        };
         let mut opts = defaults;
-        if let Some(path) = config_path {
-            apply_config_file(&mut opts, &flags, PathBuf::from(path))?;
-        }
-        for (flag, value) in &flags {
+        flags::merge(FLAGS, &given, |flag, source| match source {
+            Source::File => {
+                let Some((path, table)) = &file else {
+                    return Ok(());
+                };
+                let Some((key, value)) = flag
+                    .config_key()
+                    .and_then(|key| Some((key, table.get(key)?)))
+                else {
+                    return Ok(());
+                };
+                flag.set_toml(&mut opts, value)
+                    .map_err(|reason| ConfigError::ConfigValue {
+                        path: path.clone(),
+                        key: key.to_string(),
+                        value: value.to_string(),
+                        reason,
+                    })
+            }
             // Values were checked while parsing; a failure here is a bug,
             // reported as an error rather than a panic.
-            flag.set(&mut opts, value)
-                .map_err(|reason| ConfigError::InvalidValue {
+            Source::CommandLine(value) => flag.set(&mut opts, value).map_err(|reason| {
+                ConfigError::Flag(FlagError::InvalidValue {
                     flag: flag.name().to_string(),
-                    value: value.clone(),
+                    value: value.to_string(),
                     reason,
-                })?;
-        }
+                })
+            }),
+        })?;
         Ok(Parsed::Run(opts))
     }
 }
@@ -161,37 +137,10 @@ pub enum Parsed {
 /// nsqlookupd's `main.go` word it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// `-foo` where no flag `foo` exists.
-    #[error("flag provided but not defined: -{0}")]
-    UndefinedFlag(String),
-    /// `---x`, `-=x` and similar.
-    #[error("bad flag syntax: {0}")]
-    BadFlagSyntax(String),
-    /// A non-boolean flag at the end of the command line.
-    #[error("flag needs an argument: -{0}")]
-    MissingValue(String),
-    /// A flag value that does not parse.
-    #[error("invalid value {value:?} for flag -{flag}: {reason}")]
-    InvalidValue {
-        /// Flag name without dashes.
-        flag: String,
-        /// The value as given.
-        value: String,
-        /// Why it was rejected.
-        reason: String,
-    },
-    /// A boolean flag's `=value` that does not parse.
-    #[error("invalid boolean value {value:?} for -{flag}: parse error")]
-    InvalidBool {
-        /// Flag name without dashes.
-        flag: String,
-        /// The value as given.
-        value: String,
-    },
-    /// A positional argument. Go stops parsing there and nsqlookupd ignores
-    /// the rest; we reject it so no flag is silently dropped.
-    #[error("unexpected argument {0:?}: nsqlookupd takes only flags (a boolean flag's value must be written -flag=value)")]
-    UnexpectedArgument(String),
+    /// The command line (never [`FlagError::Help`], which is
+    /// [`Parsed::Help`]).
+    #[error("{}", .0.message("nsqlookupd", debug_quote))]
+    Flag(FlagError),
     /// The `--config` file cannot be read or is not TOML.
     #[error("failed to load config file {path} - {reason}")]
     ConfigFile {
@@ -217,6 +166,12 @@ pub enum ConfigError {
     },
 }
 
+/// How nsqlookupd's command-line errors have always quoted values: Rust's
+/// `{:?}`, the same as Go's `%q` for printable text; kept byte for byte.
+fn debug_quote(value: &str) -> String {
+    format!("{value:?}")
+}
+
 impl ConfigError {
     /// Go exits 2 for command-line errors (`flag.ExitOnError`) and 1 for
     /// config file errors (`logFatal`).
@@ -225,7 +180,7 @@ impl ConfigError {
             ConfigError::ConfigFile { .. }
             | ConfigError::ConfigLogLevel(_)
             | ConfigError::ConfigValue { .. } => 1,
-            _ => 2,
+            ConfigError::Flag(_) => 2,
         }
     }
 
@@ -250,6 +205,7 @@ enum Flag {
     TombstoneLifetime,
 }
 
+/// Every flag, sorted by name as `--help` lists them.
 const FLAGS: [Flag; 10] = [
     Flag::BroadcastAddress,
     Flag::Config,
@@ -263,7 +219,7 @@ const FLAGS: [Flag; 10] = [
     Flag::Version,
 ];
 
-impl Flag {
+impl flags::Flag for Flag {
     fn name(self) -> &'static str {
         match self {
             Flag::Config => "config",
@@ -279,12 +235,14 @@ impl Flag {
         }
     }
 
-    fn find(name: &str) -> Option<Flag> {
-        FLAGS.into_iter().find(|flag| flag.name() == name)
-    }
-
     fn is_bool(self) -> bool {
         matches!(self, Flag::Version | Flag::Verbose)
+    }
+}
+
+impl Flag {
+    fn find(name: &str) -> Option<Flag> {
+        FLAGS.into_iter().find(|flag| flag.name() == name)
     }
 
     /// The config file key (go-options: the flag name with `_` for `-`).
@@ -307,18 +265,17 @@ impl Flag {
         match self {
             Flag::Config => {}
             Flag::Version | Flag::Verbose => {
-                go_parse_bool(value).ok_or("parse error")?;
+                go_parse_bool(value).ok_or(flags::PARSE_ERROR)?;
             }
-            Flag::LogLevel => opts.log_level = LogLevel::parse(value)?,
+            Flag::LogLevel => opts.log_level = value.parse()?,
             Flag::LogPrefix => opts.log_prefix = value.to_string(),
             Flag::TcpAddress => opts.tcp_address = value.to_string(),
             Flag::HttpAddress => opts.http_address = value.to_string(),
             Flag::BroadcastAddress => opts.broadcast_address = value.to_string(),
-            // Go's flag package reports every bad duration as "parse error".
             Flag::InactiveProducerTimeout => {
-                opts.inactive_producer_timeout = flag_duration(value)?;
+                opts.inactive_producer_timeout = flags::flag_duration(value)?;
             }
-            Flag::TombstoneLifetime => opts.tombstone_lifetime = flag_duration(value)?,
+            Flag::TombstoneLifetime => opts.tombstone_lifetime = flags::flag_duration(value)?,
         }
         Ok(())
     }
@@ -326,20 +283,13 @@ impl Flag {
     /// Apply a config file value, coercing types as go-options does
     /// (duration strings parse, integer durations are milliseconds).
     fn set_toml(self, opts: &mut Options, value: &toml::Value) -> Result<(), String> {
-        use toml::Value as T;
-        let duration = |value: &T| match value {
-            T::String(s) => parse_go_duration(s),
-            T::Integer(ms) => u64::try_from(*ms)
-                .map(Duration::from_millis)
-                .map_err(|_| "negative durations are not supported".to_string()),
-            _ => Err("expected a duration string such as \"45s\" or integer milliseconds".into()),
-        };
-        let string = |value: &T| match value {
-            T::String(s) => Ok(s.clone()),
+        let duration = |value| flags::toml_duration(value, "45s");
+        let string = |value: &toml::Value| match value {
+            toml::Value::String(s) => Ok(s.clone()),
             _ => Err("expected a string".to_string()),
         };
         match self {
-            Flag::LogLevel => opts.log_level = LogLevel::parse(&string(value)?)?,
+            Flag::LogLevel => opts.log_level = string(value)?.parse()?,
             Flag::LogPrefix => opts.log_prefix = string(value)?,
             Flag::TcpAddress => opts.tcp_address = string(value)?,
             Flag::HttpAddress => opts.http_address = string(value)?,
@@ -350,186 +300,81 @@ impl Flag {
         }
         Ok(())
     }
-}
 
-/// Go's `time.ParseDuration` with Go's error text (shared with nsqd).
-fn parse_go_duration(value: &str) -> Result<Duration, String> {
-    nsq_proto::goparse::parse_go_duration(value).map_err(|e| e.message(value))
-}
-
-fn flag_duration(value: &str) -> Result<Duration, String> {
-    parse_go_duration(value).map_err(|e| {
-        if e.starts_with("negative") {
-            e
-        } else {
-            "parse error".to_string()
-        }
-    })
-}
-
-/// Go's `FlagSet.Parse`: values are checked as they are met, so the first
-/// bad argument is the one reported. `Ok(None)` means `-h`/`-help`.
-fn parse_flags<I>(args: I) -> Result<Option<Vec<(Flag, String)>>, ConfigError>
-where
-    I: IntoIterator<Item = String>,
-{
-    let mut scratch = Options::defaults("");
-    let mut out = Vec::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg.len() < 2 || !arg.starts_with('-') {
-            return Err(ConfigError::UnexpectedArgument(arg));
-        }
-        if arg == "--" {
-            return match args.next() {
-                Some(rest) => Err(ConfigError::UnexpectedArgument(rest)),
-                None => Ok(Some(out)),
-            };
-        }
-        let body = arg.strip_prefix("--").unwrap_or(&arg[1..]);
-        if body.is_empty() || body.starts_with('-') || body.starts_with('=') {
-            return Err(ConfigError::BadFlagSyntax(arg));
-        }
-        let (name, inline) = match body.split_once('=') {
-            Some((name, value)) => (name, Some(value.to_string())),
-            None => (body, None),
-        };
-        let Some(flag) = Flag::find(name) else {
-            if name == "help" || name == "h" {
-                return Ok(None);
-            }
-            return Err(ConfigError::UndefinedFlag(name.to_string()));
-        };
-        let value = if flag.is_bool() {
-            let value = inline.unwrap_or_else(|| "true".to_string());
-            if go_parse_bool(&value).is_none() {
-                return Err(ConfigError::InvalidBool {
-                    flag: name.to_string(),
-                    value,
-                });
-            }
-            value
-        } else {
-            let value = inline
-                .or_else(|| args.next())
-                .ok_or_else(|| ConfigError::MissingValue(name.to_string()))?;
-            flag.set(&mut scratch, &value)
-                .map_err(|reason| ConfigError::InvalidValue {
-                    flag: name.to_string(),
-                    value: value.clone(),
-                    reason,
-                })?;
-            value
-        };
-        out.push((flag, value));
-    }
-    Ok(Some(out))
-}
-
-/// Apply the config file's keys for every option not given as a flag.
-/// Unknown keys are ignored, as in nsqlookupd.
-fn apply_config_file(
-    opts: &mut Options,
-    flags: &[(Flag, String)],
-    path: PathBuf,
-) -> Result<(), ConfigError> {
-    let shown = path.display().to_string();
-    let fail = |reason: String| ConfigError::ConfigFile {
-        path: shown.clone(),
-        reason,
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| fail(e.to_string()))?;
-    let table = toml::from_str::<toml::Table>(&text).map_err(|e| fail(e.to_string()))?;
-    // nsqlookupd checks log_level first, with its own message (main.go Validate).
-    if let Some(level) = table.get("log_level") {
-        let text = match level {
-            toml::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        if LogLevel::parse(&text).is_err() {
-            return Err(ConfigError::ConfigLogLevel(text));
-        }
-    }
-    for flag in FLAGS {
-        let Some(key) = flag.config_key() else {
-            continue;
-        };
-        if flags.iter().any(|(given, _)| *given == flag) {
-            continue;
-        }
-        if let Some(value) = table.get(key) {
-            flag.set_toml(opts, value)
-                .map_err(|reason| ConfigError::ConfigValue {
-                    path: shown.clone(),
-                    key: key.to_string(),
-                    value: value.to_string(),
-                    reason,
-                })?;
-        }
-    }
-    Ok(())
-}
-
-/// Go's `flag.PrintDefaults` layout for nsqlookupd's flags.
-pub fn usage(defaults: &Options) -> String {
-    let mut out = String::from("Usage of nsqlookupd:\n");
-    for flag in FLAGS {
-        let (kind, help, default) = match flag {
+    /// The `--help` entry: type word, help text (nsqlookupd's), default.
+    fn help(self, defaults: &Options) -> HelpEntry<'static> {
+        let (type_name, usage, default) = match self {
             Flag::BroadcastAddress => (
-                " string",
+                "string",
                 "address of this lookupd node, (default to the OS hostname)",
                 Some(format!("{:?}", defaults.broadcast_address)),
             ),
-            Flag::Config => (" string", "path to config file", None),
+            Flag::Config => ("string", "path to config file", None),
             Flag::HttpAddress => (
-                " string",
+                "string",
                 "<addr>:<port> to listen on for HTTP clients",
                 Some(format!("{:?}", defaults.http_address)),
             ),
             Flag::InactiveProducerTimeout => (
-                " duration",
+                "duration",
                 "duration of time a producer will remain in the active list since its last ping",
                 Some("5m0s".to_string()),
             ),
             Flag::LogLevel => (
-                " value",
+                "value",
                 "set log verbosity: debug, info, warn, error, or fatal",
                 Some("INFO".to_string()),
             ),
             Flag::LogPrefix => (
-                " string",
+                "string",
                 "log message prefix",
                 Some(format!("{:?}", defaults.log_prefix)),
             ),
             Flag::TcpAddress => (
-                " string",
+                "string",
                 "<addr>:<port> to listen on for TCP clients",
                 Some(format!("{:?}", defaults.tcp_address)),
             ),
             Flag::TombstoneLifetime => (
-                " duration",
+                "duration",
                 "duration of time a producer will remain tombstoned if registration remains",
                 Some("45s".to_string()),
             ),
             Flag::Verbose => ("", "[deprecated] has no effect, use --log-level", None),
             Flag::Version => ("", "print version string", None),
         };
-        let _ = write!(out, "  -{}{kind}\n    \t{help}", flag.name());
-        if let Some(default) = default {
-            let _ = write!(out, " (default {default})");
+        HelpEntry {
+            name: self.name(),
+            type_name,
+            usage,
+            default,
         }
-        out.push('\n');
     }
-    out
 }
 
-/// `strconv.ParseBool`.
-fn go_parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
+/// Read the `--config` file. nsqlookupd checks `log_level` first, with its
+/// own message (main.go Validate); unknown keys are ignored.
+fn load_config_file(path: &Path) -> Result<(String, toml::Table), ConfigError> {
+    let shown = path.display().to_string();
+    let table = flags::read_config_file(path).map_err(|reason| ConfigError::ConfigFile {
+        path: shown.clone(),
+        reason,
+    })?;
+    if let Some(level) = table.get("log_level") {
+        let text = match level {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if text.parse::<LogLevel>().is_err() {
+            return Err(ConfigError::ConfigLogLevel(text));
+        }
     }
+    Ok((shown, table))
+}
+
+/// Go's `flag.PrintDefaults` layout for nsqlookupd's flags.
+pub fn usage(defaults: &Options) -> String {
+    flags::usage_text("nsqlookupd", FLAGS.map(|flag| flag.help(defaults)))
 }
 
 #[cfg(test)]
@@ -592,27 +437,27 @@ mod tests {
         assert!(
             matches!(parse(&["-h"]), Ok(Parsed::Help(text)) if text.contains("-tombstone-lifetime duration"))
         );
-        let err = |list: &[&str]| parse(list).unwrap_err().to_string();
-        assert_eq!(err(&["-nope"]), "flag provided but not defined: -nope");
-        assert_eq!(err(&["---x"]), "bad flag syntax: ---x");
-        assert_eq!(
-            err(&["-tcp-address"]),
-            "flag needs an argument: -tcp-address"
-        );
-        assert_eq!(
-            err(&["-tombstone-lifetime=x"]),
-            "invalid value \"x\" for flag -tombstone-lifetime: parse error"
-        );
-        assert_eq!(
-            err(&["-version=maybe"]),
-            "invalid boolean value \"maybe\" for -version: parse error"
-        );
-        assert_eq!(
-            err(&["-log-level=loud"]),
-            "invalid value \"loud\" for flag -log-level: invalid log level 'loud' (debug, info, warn, error, fatal)"
-        );
-        assert!(err(&["stray"]).starts_with("unexpected argument \"stray\""));
-        assert_eq!(parse(&["-nope"]).unwrap_err().exit_code(), 2);
+        // nsqlookupd's own wording of each command-line error (the syntax
+        // itself is tested in nsq_daemon::flags); every one exits 2.
+        let cases: [(&[&str], &str); 8] = [
+            (&["-nope"], "flag provided but not defined: -nope"),
+            (&["---x"], "bad flag syntax: ---x"),
+            (&["-tcp-address"], "flag needs an argument: -tcp-address"),
+            (&["-tombstone-lifetime=x"], "invalid value \"x\" for flag -tombstone-lifetime: parse error"),
+            (&["-version=maybe"], "invalid boolean value \"maybe\" for -version: parse error"),
+            (&["-log-level=loud"], "invalid value \"loud\" for flag -log-level: invalid log level 'loud' (debug, info, warn, error, fatal)"),
+            (&["stray"], "unexpected argument \"stray\": nsqlookupd takes only flags (a boolean flag's value must be written -flag=value)"),
+            // Values are quoted as Rust's {:?} does, as always.
+            (&["\u{1}"], "unexpected argument \"\\u{1}\": nsqlookupd takes only flags (a boolean flag's value must be written -flag=value)"),
+        ];
+        for (list, want) in cases {
+            let e = parse(list).unwrap_err();
+            assert_eq!(
+                (e.to_string().as_str(), e.exit_code()),
+                (want, 2),
+                "{list:?}"
+            );
+        }
     }
 
     #[test]

@@ -239,19 +239,7 @@ fn topic_tombstone(lookupd: &Lookupd, req: &Request) -> Reply {
 
 /// `http_api.GetTopicChannelArgs`: both present and valid.
 fn topic_channel_args(req: &Request) -> Result<(&str, &str), Reply> {
-    let topic = req
-        .query_get("topic")
-        .ok_or(Reply::Err(400, "MISSING_ARG_TOPIC"))?;
-    if !nsq_proto::names::is_valid_topic_name(topic) {
-        return Err(Reply::Err(400, "INVALID_ARG_TOPIC"));
-    }
-    let channel = req
-        .query_get("channel")
-        .ok_or(Reply::Err(400, "MISSING_ARG_CHANNEL"))?;
-    if !nsq_proto::names::is_valid_channel_name(channel) {
-        return Err(Reply::Err(400, "INVALID_ARG_CHANNEL"));
-    }
-    Ok((topic, channel))
+    nsq_daemon::http::topic_channel_args(req).map_err(|message| Reply::Err(400, message))
 }
 
 fn channel_create(lookupd: &Lookupd, req: &Request) -> Reply {

@@ -14,8 +14,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
+use nsq_daemon::http::RequestReader;
 use nsq_io::http::{self as codec, Request};
 use serde::Serialize;
 
@@ -24,6 +25,10 @@ use crate::{log_info, Lookupd};
 /// Largest request body read. nsqlookupd ignores bodies but Go reads them
 /// whole; 1 MiB is far above anything a client sends here.
 const MAX_BODY: usize = 1 << 20;
+
+/// Bytes asked of the socket per read, and the initial capacity of a
+/// connection's write buffer: requests and answers are small.
+const IO_CHUNK: usize = 4096;
 
 /// Every route, as httprouter is told in `newHTTPServer`.
 const ROUTES: [(&str, &str); 12] = [
@@ -68,50 +73,33 @@ pub async fn serve(lookupd: Rc<Lookupd>, mut stream: TcpStream) {
         .peer_addr()
         .map(|addr| addr.to_string())
         .unwrap_or_default();
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut out = BytesMut::with_capacity(4096);
-    let mut continued = false;
+    let mut requests = RequestReader::new(IO_CHUNK);
+    let mut out = BytesMut::with_capacity(IO_CHUNK);
     loop {
-        match codec::decode_request(&mut buf, MAX_BODY) {
-            Ok(Some(req)) => {
-                continued = false;
-                let start = Instant::now();
-                let reply = route(&lookupd, &req);
-                log_request(&req, &reply, &remote, start.elapsed());
-                out.clear();
-                write_reply(&mut out, &req, reply);
-                if req.method == "HEAD" {
-                    // Every HEAD gets 405 here; like Go, send its headers
-                    // only, or a keep-alive client would misread the body.
-                    if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
-                        out.truncate(end + 4);
-                    }
-                }
-                if stream.write_all(&out).await.is_err() || !req.keep_alive {
-                    return;
-                }
-                continue;
-            }
-            Ok(None) => {
-                if !continued && codec::needs_continue(&buf) {
-                    continued = true;
-                    if stream.write_all(codec::CONTINUE_RESPONSE).await.is_err() {
-                        return;
-                    }
-                }
-            }
+        let req = match requests.next(&mut stream, MAX_BODY).await {
+            Ok(Some(req)) => req,
+            Ok(None) => return,
             Err(err) => {
                 out.clear();
                 codec::encode_error(&mut out, &err);
                 let _ = stream.write_all(&out).await;
                 return;
             }
+        };
+        let start = Instant::now();
+        let reply = route(&lookupd, &req);
+        log_request(&req, &reply, &remote, start.elapsed());
+        out.clear();
+        write_reply(&mut out, &req, reply);
+        if req.method == "HEAD" {
+            // Every HEAD gets 405 here; like Go, send its headers only, or a
+            // keep-alive client would misread the body.
+            if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+                out.truncate(end + 4);
+            }
         }
-        let len = buf.len();
-        buf.resize(len + 4096, 0);
-        match stream.read(&mut buf[len..]).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.truncate(len + n),
+        if stream.write_all(&out).await.is_err() || !req.keep_alive {
+            return;
         }
     }
 }

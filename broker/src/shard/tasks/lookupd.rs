@@ -2,26 +2,27 @@
 //! every topic and channel, PING every 15 s, reconnect with backoff.
 //!
 //! Lives on: shard 0 only. The shard pushes REGISTER/UNREGISTER events into
-//! [`Lookup`] as topics and channels come and go (`Shard::notify_lookup`);
-//! one task per lookupd peer drains its own copy of the events. A peer that
-//! (re)connects sends IDENTIFY and then REGISTERs everything that exists, so
-//! a restarted lookupd is healed, as nsqd's `connectCallback` does.
+//! [`Lookup`] as topics and channels come and go (`Shard::notify_lookup`),
+//! in one direction: nothing here calls back into the shard. `Lookup` keeps
+//! what is registered (its [`Registry`], built from the same events) and one
+//! task per lookupd peer drains its own copy of the events. A peer that
+//! (re)connects sends IDENTIFY and then REGISTERs everything in the
+//! registry, so a restarted lookupd is healed, as nsqd's `connectCallback`
+//! does.
 //!
 //! Wire (protocol V1): magic `"  V1"`, commands as text lines (IDENTIFY has
 //! a 4-byte size and a JSON body), each answered by `[4B BE size][data]`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use nsq_io::signal::Signal;
-
-use crate::shard::Shard;
 
 /// nsqd pings every lookupd this often.
 const PING_INTERVAL: Duration = Duration::from_secs(15);
@@ -44,15 +45,22 @@ pub enum Event {
 }
 
 impl Event {
+    /// The command line as sent (`nsq_proto::lookup`, nsqlookupd's codec).
     fn line(&self) -> String {
-        let (verb, topic, channel) = match self {
-            Event::Register(t, c) => ("REGISTER", t, c),
-            Event::Unregister(t, c) => ("UNREGISTER", t, c),
+        use nsq_proto::lookup::Command;
+        let command = match self {
+            Event::Register(topic, channel) => Command::Register {
+                topic,
+                channel: channel.as_deref(),
+            },
+            Event::Unregister(topic, channel) => Command::Unregister {
+                topic,
+                channel: channel.as_deref(),
+            },
         };
-        match channel {
-            Some(c) => format!("{verb} {topic} {c}\n"),
-            None => format!("{verb} {topic}\n"),
-        }
+        let mut line = BytesMut::new();
+        command.encode(&mut line);
+        String::from_utf8_lossy(&line).into_owned()
     }
 }
 
@@ -73,15 +81,100 @@ struct Peer {
     stopped: Cell<bool>,
 }
 
-/// The set of lookupd peers. Lives on: shard 0.
+/// What nsqd tells every nsqlookupd about itself in IDENTIFY.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// `--broadcast-address`.
+    pub broadcast_address: String,
+    /// `--broadcast-tcp-port`, or the TCP port listened on.
+    pub tcp_port: u16,
+    /// `--broadcast-http-port`, or the HTTP port listened on (0: none).
+    pub http_port: u16,
+    /// The OS host name.
+    pub hostname: String,
+}
+
+impl Identity {
+    /// The IDENTIFY body.
+    fn body(&self) -> String {
+        serde_json::json!({
+            "version": crate::config::NSQD_VERSION,
+            "tcp_port": self.tcp_port,
+            "http_port": self.http_port,
+            "hostname": self.hostname,
+            "broadcast_address": self.broadcast_address,
+        })
+        .to_string()
+    }
+}
+
+/// Every topic and channel registered now, kept from the events.
 #[derive(Debug, Default)]
+struct Registry {
+    topics: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Registry {
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Register(topic, None) => {
+                self.topics.entry(topic.clone()).or_default();
+            }
+            Event::Register(topic, Some(channel)) => {
+                self.topics
+                    .entry(topic.clone())
+                    .or_default()
+                    .insert(channel.clone());
+            }
+            Event::Unregister(topic, None) => {
+                self.topics.remove(topic);
+            }
+            Event::Unregister(topic, Some(channel)) => {
+                if let Some(channels) = self.topics.get_mut(topic) {
+                    channels.remove(channel);
+                }
+            }
+        }
+    }
+
+    /// Everything to REGISTER on a fresh connection: each channel, or the
+    /// bare topic when it has none (nsqd's connectCallback).
+    fn events(&self) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (topic, channels) in &self.topics {
+            if channels.is_empty() {
+                events.push(Event::Register(topic.clone(), None));
+            }
+            for channel in channels {
+                events.push(Event::Register(topic.clone(), Some(channel.clone())));
+            }
+        }
+        events
+    }
+}
+
+/// The set of lookupd peers. Lives on: shard 0.
+#[derive(Debug)]
 pub struct Lookup {
+    /// The IDENTIFY body every peer sends.
+    identify: Rc<str>,
+    registry: Rc<RefCell<Registry>>,
     peers: RefCell<Vec<Rc<Peer>>>,
 }
 
 impl Lookup {
-    /// Queue an event for every peer.
+    /// No peers yet; `reconcile` adds them.
+    pub fn new(identity: &Identity) -> Lookup {
+        Lookup {
+            identify: Rc::from(identity.body()),
+            registry: Rc::default(),
+            peers: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Record an event and queue it for every peer.
     pub fn notify(&self, event: Event) {
+        self.registry.borrow_mut().apply(&event);
         for peer in self.peers.borrow().iter() {
             peer.events.borrow_mut().push_back(event.clone());
             peer.wake.notify();
@@ -137,7 +230,7 @@ impl Lookup {
     }
 
     /// Make the peer set match `addrs`: start new peers, stop removed ones.
-    pub fn reconcile(&self, shard: &Rc<Shard>, addrs: &[String]) {
+    pub fn reconcile(&self, addrs: &[String]) {
         let mut peers = self.peers.borrow_mut();
         peers.retain(|p| {
             let keep = addrs.contains(&p.addr);
@@ -160,7 +253,8 @@ impl Lookup {
                 wake: Signal::new(),
                 stopped: Cell::new(false),
             });
-            glommio::spawn_local(run_peer(Rc::downgrade(shard), peer.clone())).detach();
+            let (identify, registry) = (self.identify.clone(), self.registry.clone());
+            glommio::spawn_local(run_peer(peer.clone(), identify, registry)).detach();
             peers.push(peer);
         }
     }
@@ -230,12 +324,11 @@ fn peer_http_addr(identify: &[u8]) -> Option<String> {
 
 /// Connect, identify, register everything, then forward events and ping,
 /// reconnecting with backoff, until the peer is removed.
-async fn run_peer(shard: Weak<Shard>, peer: Rc<Peer>) {
+async fn run_peer(peer: Rc<Peer>, identify: Rc<str>, registry: Rc<RefCell<Registry>>) {
     let mut backoff = BACKOFF_MIN;
     while !peer.stopped.get() {
-        let Some(s) = shard.upgrade() else { return };
         let mut identified = false;
-        match session(&s, &peer, &mut identified).await {
+        match session(&peer, &identify, &registry, &mut identified).await {
             Ok(()) => return, // stopped
             Err(e) => {
                 crate::log_error!("LOOKUPD({}): {e}", peer.addr);
@@ -245,37 +338,28 @@ async fn run_peer(shard: Weak<Shard>, peer: Rc<Peer>) {
             // It was up: the next outage starts from a short delay again.
             backoff = BACKOFF_MIN;
         }
-        drop(s);
         future::or(peer.wake.wait(), glommio::timer::sleep(backoff)).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
 /// One connection's life. Returns Ok only when the peer was stopped.
-async fn session(shard: &Rc<Shard>, peer: &Peer, identified: &mut bool) -> io::Result<()> {
+async fn session(
+    peer: &Peer,
+    identify: &str,
+    registry: &RefCell<Registry>,
+    identified: &mut bool,
+) -> io::Result<()> {
     let sock = nsq_io::net::resolve(&peer.addr).await?;
     let mut conn = TcpStream::connect_timeout(sock, CONNECT_TIMEOUT)
         .await
         .map_err(|e| io::Error::other(e.to_string()))?;
     conn.set_read_timeout(Some(COMMAND_TIMEOUT))?;
     conn.set_write_timeout(Some(COMMAND_TIMEOUT))?;
-    conn.write_all(b"  V1").await?;
+    conn.write_all(nsq_proto::lookup::MAGIC_V1).await?;
 
-    let identify = serde_json::json!({
-        "version": crate::client::identify::VERSION,
-        "tcp_port": broadcast_port(shard.opts.broadcast_tcp_port, shard.listen.tcp.port()),
-        "http_port": broadcast_port(
-            shard.opts.broadcast_http_port,
-            shard.listen.http.map(|a| a.port()).unwrap_or(0),
-        ),
-        "hostname": crate::server::hostname(),
-        "broadcast_address": shard.opts.broadcast_address,
-    });
-    let body = identify.to_string();
     let mut cmd = BytesMut::new();
-    cmd.put_slice(b"IDENTIFY\n");
-    cmd.put_u32(body.len() as u32);
-    cmd.put_slice(body.as_bytes());
+    nsq_proto::lookup::Command::Identify(identify.as_bytes()).encode(&mut cmd);
     let resp = command(&mut conn, &cmd).await?;
     if resp.starts_with(b"E_") {
         return Err(io::Error::other(format!(
@@ -296,7 +380,8 @@ async fn session(shard: &Rc<Shard>, peer: &Peer, identified: &mut bool) -> io::R
     // Everything that exists now; events queued before this point are
     // covered by it, so drop them.
     peer.events.borrow_mut().clear();
-    for event in shard.registrations() {
+    let everything = registry.borrow().events();
+    for event in everything {
         send_event(&mut conn, peer, &event).await?;
     }
 
@@ -312,7 +397,9 @@ async fn session(shard: &Rc<Shard>, peer: &Peer, identified: &mut bool) -> io::R
         }
         let now = std::time::Instant::now();
         if now >= next_ping {
-            command(&mut conn, b"PING\n").await?;
+            let mut ping = BytesMut::new();
+            nsq_proto::lookup::Command::Ping.encode(&mut ping);
+            command(&mut conn, &ping).await?;
             next_ping = now + PING_INTERVAL;
             continue;
         }
@@ -339,19 +426,16 @@ async fn send_event(conn: &mut TcpStream, peer: &Peer, event: &Event) -> io::Res
 /// Write a command and read its `[4B size][data]` response.
 async fn command(conn: &mut TcpStream, cmd: &[u8]) -> io::Result<Vec<u8>> {
     conn.write_all(cmd).await?;
-    let mut size = [0u8; 4];
-    conn.read_exact(&mut size).await?;
-    let size = u32::from_be_bytes(size) as usize;
-    if size > MAX_RESPONSE {
-        return Err(io::Error::other(format!("response too big ({size} bytes)")));
-    }
+    let mut header = [0u8; 4];
+    conn.read_exact(&mut header).await?;
+    let size = nsq_proto::lookup::response_size(header, MAX_RESPONSE).map_err(io::Error::other)?;
     let mut data = vec![0u8; size];
     conn.read_exact(&mut data).await?;
     Ok(data)
 }
 
 /// nsqd: a broadcast port of 0 means the port actually listened on.
-fn broadcast_port(configured: u16, listening: u16) -> u16 {
+pub fn broadcast_port(configured: u16, listening: u16) -> u16 {
     if configured == 0 {
         listening
     } else {

@@ -1,8 +1,15 @@
-//! Background tasks that run on one shard only (the control plane).
+//! A shard's background loops.
 //!
-//! Shard 0 is the control-plane home: it registers topics and channels with
-//! nsqlookupd. It sees every topic and channel because topic parts and
-//! channel announcements reach every shard, so registering from one place
-//! registers each name once, however many cores hold a part of it.
+//! - `sync`: every shard syncs its dirty disk queues (`--sync-every`,
+//!   `--sync-timeout`).
+//! - `metadata`: shard 0 writes nsqd.dat when topics or channels change.
+//! - `lookupd`: shard 0, the control-plane home, registers topics and
+//!   channels with nsqlookupd. It sees every topic and channel because topic
+//!   parts and channel announcements reach every shard, so registering from
+//!   one place registers each name once, however many cores hold a part of
+//!   it. It is fed by an event queue in one direction (nsqd's
+//!   `Notify -> lookupLoop`) and never calls back into the shard.
 
 pub mod lookupd;
+pub mod metadata;
+pub mod sync;

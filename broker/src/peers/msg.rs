@@ -71,7 +71,7 @@ pub struct Handoff {
 #[derive(Debug, Clone)]
 pub enum ControlOp {
     /// Make sure a topic part exists.
-    CreateTopic(String),
+    AddTopicPart(String),
     /// Start a topic part held while its channels were pre-created from
     /// nsqlookupd (sent by the shard that created the topic).
     StartTopic(String),
@@ -85,7 +85,7 @@ pub enum ControlOp {
     /// Pause (true) or unpause.
     PauseTopic(String, bool),
     /// A channel now exists on `owner`: add it to the topic part.
-    ChannelCreated {
+    AddRemoteChannel {
         /// Topic name.
         topic: String,
         /// Channel name.
@@ -94,14 +94,14 @@ pub enum ControlOp {
         owner: usize,
     },
     /// A channel is gone: remove it from the topic part.
-    ChannelDeleted {
+    RemoveRemoteChannel {
         /// Topic name.
         topic: String,
         /// Channel name.
         channel: String,
     },
     /// (owner) create a channel and announce it.
-    CreateChannel(String, String),
+    GetOrCreateChannel(String, String),
     /// (owner) delete a channel and announce it.
     DeleteChannel(String, String),
     /// (owner) empty a channel.

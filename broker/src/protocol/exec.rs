@@ -12,7 +12,8 @@ use nsq_io::segment::Pos;
 use nsq_proto::{Command, ErrorCode, MessageId};
 
 use super::conn::Conn;
-use super::{identify, ClientState};
+use super::identify;
+use crate::client::ClientState;
 use crate::message::Message;
 use crate::topic::{Stored, Topic};
 
@@ -73,7 +74,8 @@ type Exec = Result<Next, ClientErr>;
 /// (measured: ~4 GiB RSS for 80k unbatched PUBs; and an MPUB of 200 x 200 B
 /// pinned ~1.6x its size), so those are copied once into an exact-size
 /// buffer (one allocation per command, ~10 ns per 200 B message).
-const PIN_LIMIT: usize = 64 * 1024;
+/// One read's size: anything smaller shares its read buffer with others.
+const PIN_LIMIT: usize = super::conn::READ_CHUNK;
 
 fn unpin(body: Bytes) -> Bytes {
     if body.len() < PIN_LIMIT {
@@ -122,7 +124,7 @@ impl Conn {
     }
 
     fn exec_pub(&mut self, topic: &str, body: Bytes) -> Exec {
-        let part = self.shard.topic_or_create(topic);
+        let part = self.shard.get_or_create_topic(topic);
         let msg = Message::new(self.shard.ids.next_id(), unpin(body), None);
         let stored = part
             .put(msg)
@@ -148,7 +150,7 @@ impl Conn {
 
     fn exec_mpub(&mut self, topic: &str, bodies: Vec<Bytes>) -> Exec {
         let bodies = unpin_all(bodies);
-        let part = self.shard.topic_or_create(topic);
+        let part = self.shard.get_or_create_topic(topic);
         let n = bodies.len() as u64;
         let now = crate::message::now_ns();
         let msgs: Vec<Message> = bodies
@@ -163,7 +165,7 @@ impl Conn {
     }
 
     fn exec_dpub(&mut self, topic: &str, defer_ms: i64, body: Bytes) -> Exec {
-        let part = self.shard.topic_or_create(topic);
+        let part = self.shard.get_or_create_topic(topic);
         let deliver_at =
             (defer_ms > 0).then(|| Instant::now() + Duration::from_millis(defer_ms as u64));
         let msg = Message::new(self.shard.ids.next_id(), unpin(body), deliver_at);
@@ -183,7 +185,7 @@ impl Conn {
             serde_json::from_slice(body).map_err(|_| {
                 ClientErr::fatal(ErrorCode::BadBody, "IDENTIFY failed to decode JSON body")
             })?;
-        let opts = self.shard.opts.clone();
+        let opts = self.shard.opts().clone();
         let feature_negotiation = req.feature_negotiation;
         {
             let mut info = self.client.info.borrow_mut();
@@ -230,7 +232,7 @@ impl Conn {
             ClientState::Subscribed => {}
             _ => return Err(ClientErr::invalid("cannot RDY in current state")),
         }
-        let max = self.shard.opts.max_rdy_count as i64;
+        let max = self.shard.opts().max_rdy_count as i64;
         if count < 0 || count > max {
             return Err(ClientErr::invalid(format!(
                 "RDY count {count} out of range 0-{max}"
@@ -267,7 +269,7 @@ impl Conn {
     fn exec_req(&mut self, id: &MessageId, timeout_ms: i64) -> Exec {
         let ch = self.consumer_state("REQ")?;
         // nsqd clamps out-of-range REQ timeouts instead of failing (#868).
-        let max = self.shard.opts.max_req_timeout;
+        let max = self.shard.opts().max_req_timeout;
         let delay = if timeout_ms <= 0 {
             Duration::ZERO
         } else {

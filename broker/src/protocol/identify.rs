@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use nsq_proto::identify::{IdentifyRequest, IdentifyResponse};
 
-use super::ClientInfo;
+use crate::client::ClientInfo;
 use crate::config::Options;
 
-/// The version we report to clients (nsqd's, for compatibility checks).
-pub const VERSION: &str = "1.3.0";
+/// nsqd's default `output_buffer_size` for a client that does not ask.
+const DEFAULT_OUTPUT_BUFFER_SIZE: usize = 16 * 1024;
 
 /// Default settings for a connection that has not sent IDENTIFY.
 pub fn default_info(opts: &Options) -> ClientInfo {
@@ -23,7 +23,7 @@ pub fn default_info(opts: &Options) -> ClientInfo {
         user_agent: String::new(),
         // nsqd: heartbeat = client timeout (60s) / 2.
         heartbeat_interval: Some(Duration::from_secs(30)),
-        output_buffer_size: 16 * 1024,
+        output_buffer_size: DEFAULT_OUTPUT_BUFFER_SIZE,
         output_buffer_timeout: non_zero(opts.output_buffer_timeout),
         msg_timeout: opts.msg_timeout,
         sample_rate: 0,
@@ -101,7 +101,7 @@ pub fn apply(info: &mut ClientInfo, req: &IdentifyRequest, opts: &Options) -> Re
 pub fn response(info: &ClientInfo, opts: &Options) -> IdentifyResponse {
     IdentifyResponse {
         max_rdy_count: opts.max_rdy_count as i64,
-        version: VERSION.to_string(),
+        version: crate::config::NSQD_VERSION.to_string(),
         max_msg_timeout: millis(opts.max_msg_timeout),
         msg_timeout: millis(info.msg_timeout),
         tls_v1: false,

@@ -24,7 +24,7 @@ use bytes::BytesMut;
 use futures_lite::{future, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use super::Client;
+use crate::client::Client;
 
 /// Far enough in the future to mean "never" without overflowing `Instant`.
 const NEVER: Duration = Duration::from_secs(86_400 * 365);
@@ -34,7 +34,7 @@ const NEVER: Duration = Duration::from_secs(86_400 * 365);
 /// (then flush and return, leaving the socket open).
 pub async fn run_writer(client: Rc<Client>, stream: TcpStream) -> io::Result<()> {
     let mut stream = stream;
-    let mut spare = BytesMut::with_capacity(16 * 1024);
+    let mut spare = BytesMut::with_capacity(crate::client::OUTPUT_BUFFER_CAPACITY);
     // Heartbeats go to every V2 connection, producers included (nsqd's
     // messagePump). The next one is due one interval after the last one (or
     // after the start), with the interval read afresh each turn: an IDENTIFY
@@ -58,24 +58,21 @@ pub async fn run_writer(client: Rc<Client>, stream: TcpStream) -> io::Result<()>
                 next_heartbeat = Some(now + hb);
             }
         }
-        let pending = client.out.borrow().len();
+        let pending = client.pending_output();
         let closed = client.is_closed();
-        let detaching = client.detaching.get();
+        let detaching = client.is_detaching();
         let flush_at = client
-            .first_unflushed
-            .get()
+            .first_unflushed()
             .map(|first| first + buffer_timeout.unwrap_or(NEVER));
         let flush = pending > 0
-            && (client.urgent.get()
+            && (client.has_urgent_output()
                 || closed
                 || detaching
                 || pending >= buffer_size
                 || !client.is_ready_for_messages()
                 || flush_at.is_some_and(|at| now >= at));
         if flush {
-            std::mem::swap(&mut *client.out.borrow_mut(), &mut spare);
-            client.urgent.set(false);
-            client.first_unflushed.set(None);
+            client.take_output(&mut spare);
             if let Some(hb) = heartbeat {
                 // nsqd's write deadline is one heartbeat interval.
                 let _ = stream.set_write_timeout(Some(hb));
@@ -100,9 +97,9 @@ pub async fn run_writer(client: Rc<Client>, stream: TcpStream) -> io::Result<()>
         match wake_at {
             Some(at) => {
                 let wait = at.saturating_duration_since(Instant::now());
-                future::or(client.wake.wait(), glommio::timer::sleep(wait)).await;
+                future::or(client.writer_wait(), glommio::timer::sleep(wait)).await;
             }
-            None => client.wake.wait().await,
+            None => client.writer_wait().await,
         }
     };
     client.close();

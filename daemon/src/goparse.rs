@@ -2,9 +2,14 @@
 //! it: `strconv` booleans and integers, `time.ParseDuration` /
 //! `Duration.String`, and `%q` quoting. Pure functions; shared here so the
 //! two daemons parse the same text the same way.
+//!
+//! `%q` lives in `nsq_proto` (nsqd's wire errors quote client input with
+//! it) and is re-exported here as [`go_quote`].
 
 use std::fmt::Write as _;
 use std::time::Duration;
+
+pub use nsq_proto::go_quote;
 
 /// `strconv.ParseBool`.
 pub fn go_parse_bool(s: &str) -> Option<bool> {
@@ -292,11 +297,6 @@ fn go_fraction(v: u64, prec: u32) -> (u64, String) {
     (v / pow, format!(".{}", digits.trim_end_matches('0')))
 }
 
-/// Go's `%q` (`strconv.Quote`) of a string, as flag errors print values.
-pub fn go_quote(s: &str) -> String {
-    crate::gofmt::GoQuote(s.as_bytes()).to_string()
-}
-
 /// A `Duration` as Go's `time.Duration` (nanoseconds), saturating.
 pub fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -387,6 +387,42 @@ mod tests {
         assert_eq!(s(900_000_000_000), "15m0s");
         assert_eq!(s(3_600_000_000_000), "1h0m0s");
         assert_eq!(s(3_723_000_000_001), "1h2m3.000000001s");
+    }
+
+    #[test]
+    fn go_integers() {
+        assert_eq!(go_parse_int("10"), Ok(10));
+        assert_eq!(go_parse_int("+10"), Ok(10));
+        assert_eq!(go_parse_int("-10"), Ok(-10));
+        assert_eq!(go_parse_int("0x1F"), Ok(31));
+        assert_eq!(go_parse_int("0o17"), Ok(15));
+        assert_eq!(go_parse_int("017"), Ok(15));
+        assert_eq!(go_parse_int("0b101"), Ok(5));
+        assert_eq!(go_parse_int("0"), Ok(0));
+        assert_eq!(go_parse_int("1_000"), Ok(1000));
+        assert_eq!(go_parse_int("0x_1f"), Ok(31));
+        assert_eq!(go_parse_int("9223372036854775807"), Ok(i64::MAX));
+        assert_eq!(go_parse_int("-9223372036854775808"), Ok(i64::MIN));
+        assert_eq!(go_parse_int("9223372036854775808"), Err(IntError::Range));
+        assert_eq!(go_parse_int("99999999999999999999"), Err(IntError::Range));
+        for bad in [
+            "", "-", "+", "abc", "1.5", "1e3", "08", "0b", "0x", "_1", "1_", "1__0", " 1", "+-1",
+        ] {
+            assert_eq!(go_parse_int(bad), Err(IntError::Syntax), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn go_booleans() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(go_parse_bool(t), Some(true));
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(go_parse_bool(f), Some(false));
+        }
+        for bad in ["", "yes", "tRUE", "2"] {
+            assert_eq!(go_parse_bool(bad), None);
+        }
     }
 
     #[test]

@@ -16,15 +16,17 @@ use glommio::net::TcpStream;
 use nsq_proto::{decode_command, ErrorCode, Limits, Verb, MAGIC_V2};
 
 use super::exec::{ClientErr, Next};
-use super::{identify, pump, Client, ClientState};
+use super::{identify, pump};
 use crate::channel::Channel;
+use crate::client::{Client, ClientState};
 use crate::message::now_secs;
-use crate::shard::msg::{Handoff, ShardMsg};
-use crate::shard::{routing, Shard};
+use crate::peers::msg::{Handoff, ShardMsg};
+use crate::peers::routing;
+use crate::shard::Shard;
 
 /// How much we ask the kernel for per read: large enough for an MPUB batch of
 /// 200 x 200 B bodies in one go, small enough not to matter per connection.
-const READ_CHUNK: usize = 64 * 1024;
+pub(super) const READ_CHUNK: usize = 64 * 1024;
 
 /// nsqd's client timeout: how long a new connection may take to send the magic.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -72,7 +74,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         return;
     }
     crate::log_info!("TCP: new client({remote})");
-    let info = identify::default_info(&shard.opts);
+    let info = identify::default_info(shard.opts());
     let client = Rc::new(Client::new(shard.new_client_id(), remote, now_secs(), info));
     let conn = Conn::new(shard, client, stream, BytesMut::with_capacity(READ_CHUNK));
     conn.run(None).await;
@@ -88,14 +90,14 @@ pub async fn adopt(shard: Rc<Shard>, h: Handoff) {
         h.info,
     ));
     client.restore_counters(h.counters, h.pub_counts);
-    let channel = shard.ensure_channel(&h.topic, &h.channel).await;
+    let channel = shard.get_or_create_channel(&h.topic, &h.channel).await;
     let conn = Conn::new(shard, client, stream, h.leftover);
     conn.run(Some(channel)).await;
 }
 
 impl Conn {
     fn new(shard: Rc<Shard>, client: Rc<Client>, stream: TcpStream, buf: BytesMut) -> Conn {
-        let opts = &shard.opts;
+        let opts = shard.opts();
         let limits = Limits {
             max_msg_size: opts.max_msg_size as usize,
             max_body_size: opts.max_body_size as usize,
@@ -291,12 +293,12 @@ impl Conn {
         };
         self.shard.unregister_client(client.id);
         drop(self.stream);
-        let owner = routing::owner_of(&handoff.topic, &handoff.channel, self.shard.shards);
-        if owner == self.shard.id {
+        let owner = routing::owner_of(&handoff.topic, &handoff.channel, self.shard.shards());
+        if owner == self.shard.id() {
             glommio::spawn_local(adopt(self.shard.clone(), handoff)).detach();
         } else if self
             .shard
-            .mesh
+            .peers
             .send(owner, ShardMsg::Adopt(Box::new(handoff)))
             .await
             .is_err()
@@ -320,7 +322,7 @@ impl Conn {
             if channel.remove_consumer(self.client.id) {
                 let shard = self.shard.clone();
                 shard
-                    .delete_local_channel(&channel.topic, &channel.name)
+                    .delete_owned_channel(&channel.topic, &channel.name)
                     .await;
             } else {
                 channel.dispatch();

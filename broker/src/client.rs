@@ -1,14 +1,13 @@
-//! One client connection's state, shared by its reader loop (`conn`), its
-//! writer (`pump`) and, once subscribed, its channel.
+//! One client connection's state, shared by its reader loop
+//! (`protocol::conn`), its writer (`protocol::pump`) and, once subscribed,
+//! its channel. Plain state (nsqd's `clientV2`): it knows nothing of shards,
+//! topics or the wire loop, so channels can hold consumers without
+//! depending on the protocol layer.
 //!
 //! Lives on: the shard that runs the connection. A consumer is moved to its
-//! channel's owner shard at SUB (see `conn::subscribe`), so a `Client` in a
-//! channel's consumer list is always on the same shard as the channel.
-
-pub mod conn;
-pub mod exec;
-pub mod identify;
-pub mod pump;
+//! channel's owner shard at SUB (`protocol::conn::Conn::move_to_owner`), so a
+//! `Client` in a channel's consumer list is always on the same shard as the
+//! channel.
 
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
@@ -18,6 +17,10 @@ use nsq_io::signal::Signal;
 
 use crate::message::Message;
 use crate::stats::snapshot::{ClientStats, PubCount};
+
+/// First size of a connection's output buffers (the writer double-buffers:
+/// frames accumulate in one while the other is written). Grows as needed.
+pub const OUTPUT_BUFFER_CAPACITY: usize = 16 * 1024;
 
 /// nsqd's client states, as shown in `/stats` `state`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +92,39 @@ pub struct Client {
 }
 
 impl Client {
+    /// Bytes of frames waiting for the writer.
+    pub fn pending_output(&self) -> usize {
+        self.out.borrow().len()
+    }
+
+    /// A response, error or heartbeat is pending (flushed at once).
+    pub fn has_urgent_output(&self) -> bool {
+        self.urgent.get()
+    }
+
+    /// When the oldest unflushed message frame was buffered.
+    pub fn first_unflushed(&self) -> Option<Instant> {
+        self.first_unflushed.get()
+    }
+
+    /// The connection is moving to another shard.
+    pub fn is_detaching(&self) -> bool {
+        self.detaching.get()
+    }
+
+    /// Swap the pending frames into `spare` (empty, reused across writes:
+    /// double buffering) for the writer to send.
+    pub fn take_output(&self, spare: &mut BytesMut) {
+        std::mem::swap(&mut *self.out.borrow_mut(), spare);
+        self.urgent.set(false);
+        self.first_unflushed.set(None);
+    }
+
+    /// Wait until something for the writer happens (a frame, a close).
+    pub async fn writer_wait(&self) {
+        self.wake.wait().await
+    }
+
     /// A new connection in state Init.
     pub fn new(id: u64, remote_address: String, connect_ts: i64, info: ClientInfo) -> Client {
         Client {
@@ -103,7 +139,7 @@ impl Client {
             finish_count: Cell::new(0),
             requeue_count: Cell::new(0),
             pub_counts: RefCell::new(Vec::new()),
-            out: RefCell::new(BytesMut::with_capacity(16 * 1024)),
+            out: RefCell::new(BytesMut::with_capacity(OUTPUT_BUFFER_CAPACITY)),
             urgent: Cell::new(false),
             first_unflushed: Cell::new(None),
             wake: Signal::new(),
