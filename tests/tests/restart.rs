@@ -64,20 +64,20 @@ fn nsqd_traffic(d: &Daemon, topic: &str) -> Result<RawClient> {
     Ok(consumer)
 }
 
-fn cycle_nsqd(stop: Stop) -> Result<()> {
-    let (tcp, http_addr) = free_loopback_pair()?;
-    let mut d = Daemon::nsqd_on(tcp, http_addr, &[])?;
-    let topic = unique_name("restart");
+/// `CYCLES` times: `traffic` (its result, e.g. a connected client, lives
+/// through the stop), stop, wait for the ports to refuse, start once.
+/// Every failed immediate start is counted.
+fn cycle<T>(mut d: Daemon, stop: Stop, traffic: impl Fn(&Daemon) -> Result<T>) -> Result<()> {
     let mut failures = Vec::new();
     for cycle in 0..CYCLES {
-        let consumer = nsqd_traffic(&d, &topic)?;
+        let connected = traffic(&d)?;
         match stop {
             Stop::Term => d.stop()?,
             Stop::Kill => d.kill(),
         }
-        drop(consumer);
-        wait_refused(tcp)?;
-        wait_refused(http_addr)?;
+        drop(connected);
+        wait_refused(d.tcp_addr())?;
+        wait_refused(d.http_addr())?;
         if let Err(e) = d.start_again_once() {
             failures.push(format!("cycle {cycle}: {e:#}"));
             // Keep counting: start it the patient way for the next cycle.
@@ -86,11 +86,20 @@ fn cycle_nsqd(stop: Stop) -> Result<()> {
     }
     ensure!(
         failures.is_empty(),
-        "{} of {CYCLES} immediate restarts failed:\n{}",
+        "{} of {CYCLES} immediate restarts failed:
+{}",
         failures.len(),
         failures.join("\n")
     );
     Ok(())
+}
+
+fn cycle_nsqd(stop: Stop) -> Result<()> {
+    let (tcp, http_addr) = free_loopback_pair()?;
+    let topic = unique_name("restart");
+    cycle(Daemon::nsqd_on(tcp, http_addr, &[])?, stop, |d| {
+        nsqd_traffic(d, &topic)
+    })
 }
 
 #[test]
@@ -142,29 +151,11 @@ fn lookupd_traffic(d: &Daemon) -> Result<LookupClient> {
 
 fn cycle_lookupd(stop: Stop) -> Result<()> {
     let (tcp, http_addr) = free_loopback_pair()?;
-    let mut d = Daemon::lookupd_on(tcp, http_addr, &[])?;
-    let mut failures = Vec::new();
-    for cycle in 0..CYCLES {
-        let peer = lookupd_traffic(&d)?;
-        match stop {
-            Stop::Term => d.stop()?,
-            Stop::Kill => d.kill(),
-        }
-        drop(peer);
-        wait_refused(tcp)?;
-        wait_refused(http_addr)?;
-        if let Err(e) = d.start_again_once() {
-            failures.push(format!("cycle {cycle}: {e:#}"));
-            d.start_again()?;
-        }
-    }
-    ensure!(
-        failures.is_empty(),
-        "{} of {CYCLES} immediate restarts failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    Ok(())
+    cycle(
+        Daemon::lookupd_on(tcp, http_addr, &[])?,
+        stop,
+        lookupd_traffic,
+    )
 }
 
 #[test]
