@@ -466,11 +466,21 @@ pub(crate) fn kill_with_parent(cmd: &mut Command) {
 /// exits, at most `timeout`. Returns (exit status, stdout, stderr); a broker
 /// still running at the deadline is killed and reported as an error.
 pub fn run_nsqd_to_exit(args: &[&str], timeout: Duration) -> Result<(ExitStatus, String, String)> {
-    let bin = nsqd_bin();
+    run_to_exit(&nsqd_bin(), args, timeout)
+}
+
+/// Runs `program args` in a fresh temporary directory until it exits, at
+/// most `timeout` (then it is killed and that is an error). Returns (exit
+/// status, stdout, stderr).
+pub fn run_to_exit(
+    program: &Path,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<(ExitStatus, String, String)> {
     let dir = TempDir::new("nsq-test-run")?;
     let out_path = dir.path().join("stdout");
     let err_path = dir.path().join("stderr");
-    let mut cmd = Command::new(&bin);
+    let mut cmd = Command::new(program);
     kill_with_parent(&mut cmd);
     let mut child = cmd
         .args(args)
@@ -479,7 +489,7 @@ pub fn run_nsqd_to_exit(args: &[&str], timeout: Duration) -> Result<(ExitStatus,
         .stdout(File::create(&out_path)?)
         .stderr(File::create(&err_path)?)
         .spawn()
-        .with_context(|| format!("spawning {}", bin.display()))?;
+        .with_context(|| format!("spawning {}", program.display()))?;
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -489,7 +499,8 @@ pub fn run_nsqd_to_exit(args: &[&str], timeout: Duration) -> Result<(ExitStatus,
             let _ = child.kill();
             let _ = child.wait();
             bail!(
-                "nsqd {args:?} still running after {timeout:?}\n--- stderr ---\n{}",
+                "{} {args:?} still running after {timeout:?}\n--- stderr ---\n{}",
+                program.display(),
                 tail_file(&err_path, 40)
             );
         }

@@ -11,7 +11,7 @@
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -294,31 +294,7 @@ pub fn run_nsqlookupd_to_exit(
     args: &[&str],
     timeout: Duration,
 ) -> Result<(ExitStatus, String, String)> {
-    let dir = TempDir::new("nsqlookupd-test-run")?;
-    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut cmd = Command::new(nsqlookupd_bin());
-    kill_with_parent(&mut cmd);
-    let mut child = cmd
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path)?)
-        .stderr(File::create(&err_path)?)
-        .spawn()
-        .context("spawning nsqlookupd")?;
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("nsqlookupd {args:?} still running after {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let read = |path: &Path| fs::read_to_string(path).unwrap_or_default();
-    Ok((status, read(&out_path), read(&err_path)))
+    crate::run_to_exit(&nsqlookupd_bin(), args, timeout)
 }
 
 /// A blocking protocol V1 client; every read waits at most [`READ_TIMEOUT`].

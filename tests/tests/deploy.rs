@@ -10,15 +10,14 @@
 //! * The seccomp profile is Docker's default plus the io_uring syscalls.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use nsq_tests::cluster::{free_loopback_pair, Daemon};
 use nsq_tests::lookupd::nsqlookupd_bin;
-use nsq_tests::{nsqd_bin, workspace_root, TempDir};
+use nsq_tests::{nsqd_bin, run_to_exit, workspace_root, TempDir};
 use serde_json::Value;
 
 /// How long `systemd-analyze verify` and a daemon's SIGTERM exit may take
@@ -337,28 +336,11 @@ fn systemd_analyze_verifies_units() -> Result<()> {
         units.push(path);
     }
 
-    let out_path = dir.path().join("verify.out");
-    let mut child = Command::new(&analyze)
-        .args(["verify", "--man=no"])
-        .args(&units)
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path)?)
-        .stderr(File::create(&out_path)?)
-        .spawn()
-        .with_context(|| format!("spawning {}", analyze.display()))?;
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("systemd-analyze verify still running after {COMMAND_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let output = fs::read_to_string(&out_path)?;
+    let mut argv = vec!["verify", "--man=no"];
+    let paths: Vec<String> = units.iter().map(|p| p.display().to_string()).collect();
+    argv.extend(paths.iter().map(String::as_str));
+    let (status, stdout, stderr) = run_to_exit(&analyze, &argv, COMMAND_TIMEOUT)?;
+    let output = format!("{stdout}{stderr}");
     let ours: Vec<&str> = output
         .lines()
         .filter(|l| {
