@@ -87,32 +87,14 @@ impl Daemon {
         tcp: SocketAddr,
         http: SocketAddr,
     ) -> Result<Daemon> {
-        let mut d = Daemon {
-            name: name.to_string(),
-            argv,
-            tcp,
-            http,
-            child: None,
-            log_dir: TempDir::new("nsq-cluster-log")?,
-            starts: 0,
-            ready_line: (name == "nsqd").then_some("INFO: ready"),
-            _data: None,
-        };
-        d.spawn()?;
-        Ok(d)
+        Self::spawn_new(name, argv, tcp, http, None)
     }
 
     /// `nsqd` on the given loopback addresses, with its own temporary data
     /// directory.
     pub fn nsqd_on(tcp: SocketAddr, http: SocketAddr, extra: &[&str]) -> Result<Daemon> {
         let data = TempDir::new("nsq-cluster-data")?;
-        let mut argv = vec![
-            nsqd_bin().display().to_string(),
-            format!("--tcp-address={tcp}"),
-            format!("--http-address={http}"),
-            format!("--data-path={}", data.path().display()),
-        ];
-        argv.extend(extra.iter().map(|s| s.to_string()));
+        let argv = nsqd_argv(tcp, http, &data, extra);
         Self::spawn_new("nsqd", argv, tcp, http, Some(data))
     }
 
@@ -130,12 +112,8 @@ impl Daemon {
             "netns".into(),
             "exec".into(),
             netns.into(),
-            nsqd_bin().display().to_string(),
-            format!("--tcp-address={tcp}"),
-            format!("--http-address={http}"),
-            format!("--data-path={}", data.path().display()),
         ];
-        argv.extend(extra.iter().map(|s| s.to_string()));
+        argv.extend(nsqd_argv(tcp, http, &data, extra));
         Self::spawn_new(&format!("nsqd@{netns}"), argv, tcp, http, Some(data))
     }
 
@@ -156,7 +134,7 @@ impl Daemon {
             starts: 0,
             // nsqd answers /ping from its first started shard; "ready" is
             // logged once every shard has started.
-            ready_line: data.is_some().then_some("INFO: ready"),
+            ready_line: name.starts_with("nsqd").then_some("INFO: ready"),
             _data: data,
         };
         d.spawn()?;
@@ -318,6 +296,18 @@ impl Drop for Daemon {
         self.kill();
         eprintln!("{}", self.log());
     }
+}
+
+/// nsqd's command line on `tcp`/`http` with `data` as its data path.
+fn nsqd_argv(tcp: SocketAddr, http: SocketAddr, data: &TempDir, extra: &[&str]) -> Vec<String> {
+    let mut argv = vec![
+        nsqd_bin().display().to_string(),
+        format!("--tcp-address={tcp}"),
+        format!("--http-address={http}"),
+        format!("--data-path={}", data.path().display()),
+    ];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    argv
 }
 
 /// Two free loopback ports as addresses (the listeners are held together).
