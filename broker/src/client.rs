@@ -54,6 +54,12 @@ pub struct ClientInfo {
     pub msg_timeout: Duration,
     /// 0 = all messages; 1..99 = percentage sampled.
     pub sample_rate: i32,
+    /// The TLS session, once upgraded (stats `tls*`).
+    pub tls: Option<crate::tls::TlsStats>,
+    /// Snappy negotiated (stats `snappy`).
+    pub snappy: bool,
+    /// Deflate negotiated (stats `deflate`).
+    pub deflate: bool,
 }
 
 /// One connection. Lives on: the shard running it.
@@ -297,6 +303,12 @@ impl Client {
         self.wake.notify();
     }
 
+    /// Start a writer again after [`Client::detach`] (a connection upgrade
+    /// stops the writer while the layers change).
+    pub fn reattach(&self) {
+        self.detaching.set(false);
+    }
+
     /// Closing or closed?
     pub fn is_closed(&self) -> bool {
         self.closed.get()
@@ -310,6 +322,7 @@ impl Client {
     /// Snapshot for /stats.
     pub fn stats(&self) -> ClientStats {
         let info = self.info.borrow();
+        let tls = info.tls.as_ref();
         let pub_counts = self.pub_counts.borrow().clone();
         ClientStats {
             client_id: info.client_id.clone(),
@@ -324,17 +337,19 @@ impl Client {
             requeue_count: self.requeue_count.get(),
             connect_ts: self.connect_ts,
             sample_rate: info.sample_rate,
-            deflate: false,
-            snappy: false,
+            deflate: info.deflate,
+            snappy: info.snappy,
             user_agent: info.user_agent.clone(),
             authed: false,
             auth_identity: String::new(),
             auth_identity_url: String::new(),
-            tls: false,
-            tls_cipher_suite: String::new(),
-            tls_version: String::new(),
-            tls_negotiated_protocol: String::new(),
-            tls_negotiated_protocol_is_mutual: false,
+            tls: info.tls.is_some(),
+            tls_cipher_suite: tls.map(|t| t.cipher_suite.clone()).unwrap_or_default(),
+            tls_version: tls.map(|t| t.version.clone()).unwrap_or_default(),
+            tls_negotiated_protocol: tls
+                .map(|t| t.negotiated_protocol.clone())
+                .unwrap_or_default(),
+            tls_negotiated_protocol_is_mutual: tls.is_some_and(|t| t.negotiated_protocol_is_mutual),
             pub_counts,
         }
     }

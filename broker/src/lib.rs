@@ -43,5 +43,7 @@ pub mod queue_store;
 pub mod server;
 pub mod shard;
 pub mod stats;
+pub mod tls;
 pub mod topic;
 pub mod upgrade;
+pub mod wire;

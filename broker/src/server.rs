@@ -64,13 +64,6 @@ impl DirLock {
 /// would weaken security (a user asking for TLS or AUTH must not silently get
 /// plain, open connections); warn for the harmless ones.
 fn check_unbuilt_features(opts: &Options) -> anyhow::Result<()> {
-    use crate::config::TlsRequired;
-    if opts.tls_required != TlsRequired::NotRequired
-        || !opts.tls_cert.as_os_str().is_empty()
-        || !opts.tls_key.as_os_str().is_empty()
-    {
-        bail!("TLS (--tls-cert, --tls-key, --tls-required) is not supported by this build yet");
-    }
     if !opts.auth_http_addresses.is_empty() {
         bail!("AUTH (--auth-http-address) is not supported by this build yet");
     }
@@ -101,15 +94,19 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     };
     nsq_io::runtime::check_memlock(shards)?;
     let restored = prepare_data(&data_path, shards, &opts)?;
-    let (listen, guards) = reserve_listeners(&opts)?;
+    let tls = crate::tls::server_config(&opts)?;
+    let (listen, guards) = reserve_listeners(&opts, tls.is_some())?;
     crate::log_info!("{}", Options::version_string());
     crate::log_info!("ID: {}", opts.node_id);
     crate::log_info!("TCP: listening on {} ({shards} shards)", listen.tcp);
     if let Some(http) = listen.http {
         crate::log_info!("HTTP: listening on {http}");
     }
+    if let Some(https) = listen.https {
+        crate::log_info!("HTTPS: listening on {https}");
+    }
 
-    let running = start_shards(shards, Arc::new(opts), listen, data_path, restored)?;
+    let running = start_shards(shards, Arc::new(opts), listen, tls, data_path, restored)?;
     drop(guards);
     crate::log_info!("ready");
     wait_for_signal();
@@ -139,20 +136,30 @@ fn prepare_data(
 }
 
 /// Sockets holding the ports until every shard has bound them.
-type PortGuards = (nsq_io::net::Reservation, Option<nsq_io::net::Reservation>);
+type PortGuards = Vec<nsq_io::net::Reservation>;
 
-/// Reserve the ports (resolving :0) before the shards bind them.
-fn reserve_listeners(opts: &Options) -> anyhow::Result<(Listen, PortGuards)> {
-    let (tcp_guard, tcp) = nsq_io::net::reserve_port(resolve("tcp-address", &opts.tcp_address)?)
-        .with_context(|| format!("listen ({}) failed", opts.tcp_address))?;
-    let (http_guard, http) = if opts.http_address.is_empty() {
-        (None, None)
-    } else {
-        let (g, a) = nsq_io::net::reserve_port(resolve("http-address", &opts.http_address)?)
-            .with_context(|| format!("listen ({}) failed", opts.http_address))?;
-        (Some(g), Some(a))
+/// Reserve the ports (resolving :0) before the shards bind them. HTTPS
+/// listens only with a certificate, as in nsqd.
+fn reserve_listeners(opts: &Options, tls: bool) -> anyhow::Result<(Listen, PortGuards)> {
+    let mut guards = Vec::new();
+    let mut reserve = |flag: &str, addr: &str| -> anyhow::Result<Option<SocketAddr>> {
+        if addr.is_empty() {
+            return Ok(None);
+        }
+        let (guard, bound) = nsq_io::net::reserve_port(resolve(flag, addr)?)
+            .with_context(|| format!("listen ({addr}) failed"))?;
+        guards.push(guard);
+        Ok(Some(bound))
     };
-    Ok((Listen { tcp, http }, (tcp_guard, http_guard)))
+    let tcp = reserve("tcp-address", &opts.tcp_address)?
+        .ok_or_else(|| anyhow!("--tcp-address must not be empty"))?;
+    let http = reserve("http-address", &opts.http_address)?;
+    let https = if tls {
+        reserve("https-address", &opts.https_address)?
+    } else {
+        None
+    };
+    Ok((Listen { tcp, http, https }, guards))
 }
 
 /// The running shards, as the main thread sees them.
@@ -171,6 +178,7 @@ fn start_shards(
     shards: usize,
     opts: Arc<Options>,
     listen: Listen,
+    tls: Option<Arc<rustls::ServerConfig>>,
     data_path: PathBuf,
     restored: Arc<Vec<TopicMeta>>,
 ) -> anyhow::Result<Running> {
@@ -187,6 +195,7 @@ fn start_shards(
         let ready = ready_tx.clone();
         let boot = Boot {
             listen,
+            tls: tls.clone(),
             start_time,
             data_path: data_path.clone(),
             restored: restored.clone(),
@@ -246,6 +255,7 @@ use nsq_daemon::signals::wait_for_signal;
 /// What every shard starts from.
 struct Boot {
     listen: Listen,
+    tls: Option<Arc<rustls::ServerConfig>>,
     start_time: i64,
     data_path: PathBuf,
     restored: Arc<Vec<TopicMeta>>,
@@ -269,20 +279,21 @@ async fn run_shard(
     let (tcp, tcp_fd) = nsq_io::net::listen_shared(listen.tcp)
         .map_err(|e| anyhow!("listen ({}) failed - {e}", listen.tcp))?;
     let mut listener_fds = vec![tcp_fd];
-    let http = match listen.http {
-        Some(addr) => {
-            let (http, fd) = nsq_io::net::listen_shared(addr)
-                .map_err(|e| anyhow!("listen ({addr}) failed - {e}"))?;
-            listener_fds.push(fd);
-            Some(http)
-        }
-        None => None,
+    let mut listen_opt = |addr: Option<SocketAddr>| -> anyhow::Result<Option<TcpListener>> {
+        let Some(addr) = addr else { return Ok(None) };
+        let (listener, fd) = nsq_io::net::listen_shared(addr)
+            .map_err(|e| anyhow!("listen ({addr}) failed - {e}"))?;
+        listener_fds.push(fd);
+        Ok(Some(listener))
     };
+    let http = listen_opt(listen.http)?;
+    let https = listen_opt(listen.https)?;
     let (mesh, receivers) = part.connect().await;
     let shard = Shard::new(
         opts,
         Peers::new(mesh),
         listen,
+        boot.tls,
         boot.start_time,
         boot.data_path,
     );
@@ -292,7 +303,10 @@ async fn run_shard(
         glommio::spawn_local(crate::inbox::run(shard.clone(), rx)).detach();
     }
     if let Some(http) = http {
-        glommio::spawn_local(accept_http(shard.clone(), http)).detach();
+        glommio::spawn_local(accept_http(shard.clone(), http, false)).detach();
+    }
+    if let Some(https) = https {
+        glommio::spawn_local(accept_http(shard.clone(), https, true)).detach();
     }
     glommio::spawn_local(accept_tcp(shard.clone(), tcp)).detach();
     let _ = ready.send(Ok(()));
@@ -328,9 +342,17 @@ async fn accept_tcp(shard: Rc<Shard>, listener: TcpListener) {
     .await;
 }
 
-async fn accept_http(shard: Rc<Shard>, listener: TcpListener) {
-    nsq_daemon::accept::accept_loop(listener, "HTTP", |stream| {
-        glommio::spawn_local(crate::http::serve(shard.clone(), stream)).detach();
+/// The HTTP API listener, or the HTTPS one (`tls`: each connection starts
+/// with a TLS handshake).
+async fn accept_http(shard: Rc<Shard>, listener: TcpListener, tls: bool) {
+    let name = if tls { "HTTPS" } else { "HTTP" };
+    nsq_daemon::accept::accept_loop(listener, name, |stream| {
+        let task = if tls {
+            glommio::spawn_local(crate::http::serve_tls(shard.clone(), stream))
+        } else {
+            glommio::spawn_local(crate::http::serve(shard.clone(), stream))
+        };
+        task.detach();
     })
     .await;
 }

@@ -1,8 +1,7 @@
 //! HTTP plumbing both daemons' APIs share, over `nsq_io::http`'s codec.
 
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use nsq_io::http::{self as codec, HttpError, Request};
 
 /// Reads the requests of one HTTP/1.1 connection: keep-alive and pipelined
@@ -34,9 +33,9 @@ impl RequestReader {
     /// error the caller answers it (`nsq_io::http::encode_error`, or its
     /// own answer) and closes the connection: the stream cannot be
     /// resynchronised.
-    pub async fn next(
+    pub async fn next<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut S,
         max_body: usize,
     ) -> Result<Option<Request>, HttpError> {
         loop {
@@ -52,10 +51,12 @@ impl RequestReader {
 
     /// Read more of the request, after answering `100 Continue` if the
     /// client waits for it. `false` when the connection is done.
-    async fn read_more(&mut self, stream: &mut TcpStream) -> bool {
+    async fn read_more<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> bool {
         if !self.continued && codec::needs_continue(&self.buf) {
             self.continued = true;
-            if stream.write_all(codec::CONTINUE_RESPONSE).await.is_err() {
+            if stream.write_all(codec::CONTINUE_RESPONSE).await.is_err()
+                || stream.flush().await.is_err()
+            {
                 return false;
             }
         }

@@ -304,6 +304,7 @@ fn nsqd_argv(tcp: SocketAddr, http: SocketAddr, data: &TempDir, extra: &[&str]) 
         nsqd_bin().display().to_string(),
         format!("--tcp-address={tcp}"),
         format!("--http-address={http}"),
+        format!("--https-address={}:0", tcp.ip()),
         format!("--data-path={}", data.path().display()),
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod http;
 pub mod lookupd;
 pub mod persist;
+pub mod tls;
 pub mod wire;
 
 use std::fmt;
@@ -198,6 +199,9 @@ impl TestNsqd {
         kill_with_parent(&mut cmd);
         cmd.arg(format!("--tcp-address={}", self.tcp))
             .arg(format!("--http-address={}", self.http))
+            // HTTPS listens only with a TLS certificate; keep it on loopback
+            // (nsqd's default is 0.0.0.0:4152). A test's own flag wins.
+            .arg("--https-address=127.0.0.1:0")
             .arg(format!("--data-path={}", self.data_path.display()))
             .args(&self.extra_args)
             .stdin(Stdio::null())
@@ -247,7 +251,11 @@ impl TestNsqd {
             b"",
             Duration::from_secs(1),
         ) {
-            Ok(resp) => resp.status == 200 && resp.body == b"OK",
+            Ok(resp) => {
+                (resp.status == 200 && resp.body == b"OK")
+                    // --tls-required=true: plain HTTP only points to HTTPS.
+                    || (resp.status == 403 && resp.body.starts_with(b"{\"message\": \"TLS_REQUIRED\""))
+            }
             Err(_) => false,
         }
     }
@@ -626,9 +634,15 @@ fn is_heartbeat(frame: &Frame) -> bool {
     matches!(frame, Frame::Response(b) if &b[..] == b"_heartbeat_")
 }
 
-/// A blocking V2 protocol client. Every read waits at most 10 s.
+/// A blocking V2 protocol client. Every read waits at most 10 s. After
+/// IDENTIFY it can upgrade the connection as real clients do (TLS, then
+/// snappy or deflate: see `tls::RawClient` methods in `tls.rs`).
 pub struct RawClient {
     stream: TcpStream,
+    /// Where frames are read from: the socket, or the layers on it.
+    reader: Box<dyn Read + Send>,
+    /// Where commands are written to (flushed after each send).
+    writer: Box<dyn Write + Send>,
     rbuf: BytesMut,
     wbuf: BytesMut,
     closed: bool,
@@ -650,6 +664,8 @@ impl RawClient {
         stream.set_write_timeout(Some(READ_TIMEOUT))?;
         stream.set_nodelay(true)?;
         Ok(RawClient {
+            reader: Box::new(stream.try_clone()?),
+            writer: Box::new(stream.try_clone()?),
             stream,
             rbuf: BytesMut::with_capacity(64 * 1024),
             wbuf: BytesMut::new(),
@@ -663,7 +679,8 @@ impl RawClient {
 
     /// Writes raw bytes.
     pub fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        self.stream.write_all(bytes).context("writing to nsqd")?;
+        self.writer.write_all(bytes).context("writing to nsqd")?;
+        self.writer.flush().context("writing to nsqd")?;
         Ok(())
     }
 
@@ -800,7 +817,7 @@ impl RawClient {
             self.stream
                 .set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))))?;
             let mut chunk = [0u8; 64 * 1024];
-            match self.stream.read(&mut chunk) {
+            match self.reader.read(&mut chunk) {
                 Ok(0) => self.closed = true,
                 Ok(n) => self.rbuf.put_slice(&chunk[..n]),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}

@@ -390,7 +390,6 @@ fn tls_and_compression_not_negotiated_when_unavailable() -> Result<()> {
 
 /// nsqd enables snappy and deflate by default; asking for both fails.
 #[test]
-#[ignore = "needs snappy/deflate support (nsqd's --snappy/--deflate default to true)"]
 fn snappy_and_deflate_together_fail() -> Result<()> {
     let nsqd = TestNsqd::start(&[])?;
     let mut c = nsqd.connect()?;
@@ -401,7 +400,6 @@ fn snappy_and_deflate_together_fail() -> Result<()> {
 /// TestSnappy: after the JSON response the stream switches to the snappy
 /// framing format; `OK` is the first compressed frame.
 #[test]
-#[ignore = "needs snappy support (nsqd's --snappy defaults to true)"]
 fn snappy_upgrade() -> Result<()> {
     use std::io::Write;
     let nsqd = TestNsqd::start(&[])?;
@@ -440,7 +438,6 @@ fn snappy_upgrade() -> Result<()> {
 
 /// TestDeflate: raw DEFLATE after the JSON response.
 #[test]
-#[ignore = "needs deflate support (nsqd's --deflate defaults to true)"]
 fn deflate_upgrade() -> Result<()> {
     use std::io::Write;
     let nsqd = TestNsqd::start(&[])?;

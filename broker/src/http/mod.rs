@@ -8,11 +8,12 @@
 
 mod admin;
 mod publish;
+pub mod tls_stream;
 
 use std::rc::Rc;
 
 use bytes::BytesMut;
-use futures_lite::AsyncWriteExt;
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use nsq_daemon::http::RequestReader;
 use nsq_io::http::{self as codec, HttpError, Request};
@@ -45,9 +46,37 @@ const READ_CHUNK: usize = 16 * 1024;
 /// The response buffer's first size (most answers are small JSON).
 const WRITE_BUFFER: usize = 4 * 1024;
 
+/// Serve one plain HTTP connection.
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    serve_on(shard, stream, false).await
+}
+
+/// Serve one HTTPS connection: a bounded TLS handshake, then the API.
+pub async fn serve_tls(shard: Rc<Shard>, mut stream: TcpStream) {
+    let Some(config) = shard.tls.clone() else {
+        return;
+    };
+    let (tls, raw_in) = match crate::tls::handshake(&mut stream, config, BytesMut::new()).await {
+        Ok(session) => session,
+        Err(e) => {
+            let peer = stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            crate::log_error!("HTTPS: TLS handshake with {peer} failed - {e}");
+            return;
+        }
+    };
+    let stream = tls_stream::TlsStream::new(stream, tls, raw_in);
+    serve_on(shard, stream, true).await
+}
+
 /// Serve one HTTP connection (keep-alive) until the peer closes or errs.
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+async fn serve_on<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard>, mut stream: S, tls: bool) {
     let opts = shard.opts();
+    // nsqd: with --tls-required=true (not tcp-https), plain HTTP answers
+    // every request with where to find HTTPS.
+    let tls_required = !tls && opts.tls_required == crate::config::TlsRequired::Required;
     let max_body = opts.max_body_size.max(opts.max_msg_size) as usize;
     let mut requests = RequestReader::new(READ_CHUNK);
     let mut out = BytesMut::with_capacity(WRITE_BUFFER);
@@ -55,9 +84,25 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         match requests.next(&mut stream, max_body).await {
             Ok(Some(req)) => {
                 let keep_alive = req.keep_alive;
-                let reply = route(&shard, &req).await;
-                write_reply(&mut out, reply, keep_alive);
-                if stream.write_all(&out).await.is_err() || !keep_alive {
+                if tls_required {
+                    let port = shard.listen.https.map(|a| a.port()).unwrap_or(0);
+                    let body = format!(r#"{{"message": "TLS_REQUIRED", "https_port": {port}}}"#);
+                    codec::encode_response(
+                        &mut out,
+                        403,
+                        Some("application/json; charset=utf-8"),
+                        body.as_bytes(),
+                        keep_alive,
+                    );
+                } else {
+                    let reply = route(&shard, &req).await;
+                    write_reply(&mut out, reply, keep_alive);
+                }
+                if stream.write_all(&out).await.is_err()
+                    || stream.flush().await.is_err()
+                    || !keep_alive
+                {
+                    let _ = stream.close().await;
                     return;
                 }
                 out.clear();
@@ -76,6 +121,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                     _ => codec::encode_error(&mut out, &err),
                 }
                 let _ = stream.write_all(&out).await;
+                let _ = stream.close().await;
                 return;
             }
         }

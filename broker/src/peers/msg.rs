@@ -46,7 +46,11 @@ pub enum ShardMsg {
 pub struct Handoff {
     /// The socket (a dup; the sender closed its own descriptor).
     pub fd: OwnedFd,
-    /// Bytes read after the SUB command (e.g. a pipelined `RDY`).
+    /// TLS session and compression state, with what they hold of bytes
+    /// received but not yet decoded.
+    pub wire: Option<Box<crate::wire::Wire>>,
+    /// Bytes read (and decoded) after the SUB command (e.g. a pipelined
+    /// `RDY`).
     pub leftover: BytesMut,
     /// Client ID (kept, so stats and logs follow the connection).
     pub client_id: u64,

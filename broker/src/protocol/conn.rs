@@ -6,6 +6,7 @@
 //! handed over with any bytes already read, and the owner runs this same loop
 //! for it. From then on RDY/FIN/REQ/TOUCH and delivery are local to the owner.
 
+use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use glommio::net::TcpStream;
 use nsq_proto::{decode_command, ErrorCode, Limits, Verb, MAGIC_V2};
 
 use super::exec::{ClientErr, Next};
+use super::identify::Upgrades;
 use super::{identify, pump};
 use crate::channel::Channel;
 use crate::client::{Client, ClientState};
@@ -23,6 +25,7 @@ use crate::message::now_secs;
 use crate::peers::msg::{Handoff, ShardMsg};
 use crate::peers::routing;
 use crate::shard::Shard;
+use crate::wire::Wire;
 
 /// How much we ask the kernel for per read: large enough for an MPUB batch of
 /// 200 x 200 B bodies in one go, small enough not to matter per connection.
@@ -38,7 +41,14 @@ pub struct Conn {
     pub(crate) channel: Option<Rc<Channel>>,
     pub(crate) limits: Limits,
     stream: TcpStream,
+    /// Decoded bytes not yet parsed into commands.
     buf: BytesMut,
+    /// TLS and compression, once IDENTIFY upgraded the connection.
+    wire: Option<Rc<RefCell<Wire>>>,
+    /// Raw bytes read for `wire` (allocated at the first layered read).
+    raw: Vec<u8>,
+    /// `--tls-required` and not upgraded yet: only IDENTIFY is accepted.
+    tls_pending: bool,
 }
 
 /// The verb of the first buffered line, if that line is complete.
@@ -76,7 +86,13 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     crate::log_info!("TCP: new client({remote})");
     let info = identify::default_info(shard.opts());
     let client = Rc::new(Client::new(shard.new_client_id(), remote, now_secs(), info));
-    let conn = Conn::new(shard, client, stream, BytesMut::with_capacity(READ_CHUNK));
+    let conn = Conn::new(
+        shard,
+        client,
+        stream,
+        BytesMut::with_capacity(READ_CHUNK),
+        None,
+    );
     conn.run(None).await;
 }
 
@@ -91,12 +107,19 @@ pub async fn adopt(shard: Rc<Shard>, h: Handoff) {
     ));
     client.restore_counters(h.counters, h.pub_counts);
     let channel = shard.get_or_create_channel(&h.topic, &h.channel).await;
-    let conn = Conn::new(shard, client, stream, h.leftover);
+    let wire = h.wire.map(|w| Rc::new(RefCell::new(*w)));
+    let conn = Conn::new(shard, client, stream, h.leftover, wire);
     conn.run(Some(channel)).await;
 }
 
 impl Conn {
-    fn new(shard: Rc<Shard>, client: Rc<Client>, stream: TcpStream, buf: BytesMut) -> Conn {
+    fn new(
+        shard: Rc<Shard>,
+        client: Rc<Client>,
+        stream: TcpStream,
+        buf: BytesMut,
+        wire: Option<Rc<RefCell<Wire>>>,
+    ) -> Conn {
         let opts = shard.opts();
         let limits = Limits {
             max_msg_size: opts.max_msg_size as usize,
@@ -104,6 +127,8 @@ impl Conn {
             max_req_timeout_ms: opts.max_req_timeout.as_millis() as i64,
             max_rdy_count: opts.max_rdy_count as i64,
         };
+        let tls_pending = opts.tls_required != crate::config::TlsRequired::NotRequired
+            && !wire.as_ref().is_some_and(|w| w.borrow().is_tls());
         shard.register_client(&client);
         Conn {
             shard,
@@ -112,13 +137,26 @@ impl Conn {
             limits,
             stream,
             buf,
+            tls_pending,
+            wire,
+            raw: Vec::new(),
         }
+    }
+
+    /// Start the writer task on a dup of the socket.
+    fn spawn_writer(&self) -> io::Result<glommio::Task<io::Result<()>>> {
+        let stream = nsq_io::net::dup_stream(&self.stream)?;
+        Ok(glommio::spawn_local(pump::run_writer(
+            self.client.clone(),
+            stream,
+            self.wire.clone(),
+        )))
     }
 
     /// The loop. `subscribe`: the channel this (moved) connection subscribes to.
     async fn run(mut self, subscribe: Option<Rc<Channel>>) {
-        let writer = match nsq_io::net::dup_stream(&self.stream) {
-            Ok(w) => glommio::spawn_local(pump::run_writer(self.client.clone(), w)),
+        let mut writer = match self.spawn_writer() {
+            Ok(w) => w,
             Err(e) => {
                 crate::log_error!(
                     "client({}): cannot dup socket: {e}",
@@ -153,6 +191,13 @@ impl Conn {
                     // More commands may already be buffered.
                     continue;
                 }
+                Next::Upgrade(up) => match self.upgrade(writer, up).await {
+                    Some(w) => {
+                        writer = w;
+                        continue;
+                    }
+                    None => return self.finish(None).await,
+                },
                 Next::Subscribe { topic, channel } => {
                     return self.move_to_owner(writer, topic, channel).await;
                 }
@@ -174,7 +219,9 @@ impl Conn {
             // nsqd checks the state before reading a body: IDENTIFY or AUTH
             // after SUB fails at once instead of waiting for the body.
             if let Some(verb) = peek_verb(&self.buf) {
-                if matches!(verb, Verb::Identify | Verb::Auth) {
+                if self.tls_pending && verb != Verb::Identify
+                    || matches!(verb, Verb::Identify | Verb::Auth)
+                {
                     if let Err(err) = self.state_allows(verb) {
                         self.client.send_error(err.code, &err.desc);
                         return Next::Close;
@@ -213,6 +260,14 @@ impl Conn {
 
     /// nsqd's per-command state rules (checked before parameters).
     fn state_allows(&self, verb: Verb) -> Result<(), ClientErr> {
+        // nsqd: with --tls-required (true or tcp-https), nothing but
+        // IDENTIFY before the connection is TLS.
+        if verb != Verb::Identify && self.tls_pending {
+            return Err(ClientErr::fatal(
+                ErrorCode::Invalid,
+                format!("cannot {} in current state (TLS required)", verb.as_str()),
+            ));
+        }
         let state = self.client.state();
         let allowed = match verb {
             Verb::Identify | Verb::Auth | Verb::Sub => state == ClientState::Init,
@@ -241,12 +296,126 @@ impl Conn {
             .heartbeat_interval
             .map(|hb| hb * 2);
         let _ = self.stream.set_read_timeout(timeout);
+        if let Some(wire) = self.wire.clone() {
+            return self.read_layered(&wire).await;
+        }
         let len = self.buf.len();
         self.buf.resize(len + READ_CHUNK, 0);
         let res = self.stream.read(&mut self.buf[len..]).await;
         let n = *res.as_ref().unwrap_or(&0);
         self.buf.truncate(len + n);
         res
+    }
+
+    /// Read through TLS and/or compression: decode what the layers hold
+    /// first (a burst may decode to more than one read's worth), then read
+    /// the socket.
+    async fn read_layered(&mut self, wire: &RefCell<Wire>) -> io::Result<usize> {
+        loop {
+            let n = wire.borrow_mut().decode(&mut self.buf, READ_CHUNK)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if wire.borrow().wants_write() {
+                self.client.wake_writer(); // an alert or key update to send
+            }
+            if wire.borrow().is_closed() {
+                return Ok(0);
+            }
+            if self.raw.is_empty() {
+                self.raw.resize(READ_CHUNK, 0);
+            }
+            let n = self.stream.read(&mut self.raw).await?;
+            if n == 0 {
+                return Ok(0);
+            }
+            wire.borrow_mut().absorb(&self.raw[..n]);
+        }
+    }
+
+    /// Upgrade the connection as IDENTIFY granted (nsqd's order: TLS, then
+    /// compression), with the writer stopped meanwhile so the plaintext
+    /// response goes out first and nothing else interleaves. Returns the new
+    /// writer, or None when the connection must close.
+    async fn upgrade(
+        &mut self,
+        writer: glommio::Task<io::Result<()>>,
+        up: Upgrades,
+    ) -> Option<glommio::Task<io::Result<()>>> {
+        use futures_lite::AsyncWriteExt;
+        self.client.detach();
+        if writer.await.is_err() || self.client.is_closed() {
+            return None;
+        }
+        self.client.reattach();
+        let remote = self.client.remote_address.clone();
+        // Bytes after IDENTIFY already belong to the new layers.
+        let pending = self.buf.split();
+        let mut ok = BytesMut::new();
+        nsq_proto::frame::encode_response(&mut ok, nsq_proto::frame::OK);
+        let mut out = Vec::new();
+        let mut wire = if up.tls {
+            crate::log_info!("PROTOCOL(V2): [{remote}] upgrading connection to TLS");
+            let config = self.shard.tls.clone()?;
+            match crate::tls::handshake(&mut self.stream, config, pending).await {
+                Ok((tls, raw_in)) => {
+                    self.client.info.borrow_mut().tls = Some(crate::tls::session_stats(&tls));
+                    Wire::new(Some(tls), raw_in)
+                }
+                Err(e) => {
+                    // nsqd answers in plaintext: the TLS layer never started.
+                    crate::log_error!(
+                        "PROTOCOL(V2): [{remote}] IDENTIFY failed - TLS handshake: {e}"
+                    );
+                    let mut frame = BytesMut::new();
+                    nsq_proto::frame::encode_error(
+                        &mut frame,
+                        ErrorCode::IdentifyFailed,
+                        &format!("IDENTIFY failed {e}"),
+                    );
+                    let _ = self.stream.set_write_timeout(Some(Duration::from_secs(1)));
+                    let _ = self.stream.write_all(&frame).await;
+                    return None;
+                }
+            }
+        } else {
+            Wire::new(None, pending)
+        };
+        if up.tls && wire.encode(&ok, &mut out).is_err() {
+            return None;
+        }
+        if let Some(codec) = up.compression {
+            let name = match codec {
+                crate::wire::compress::Codec::Snappy => "snappy",
+                crate::wire::compress::Codec::Deflate { .. } => "deflate",
+            };
+            crate::log_info!("PROTOCOL(V2): [{remote}] upgrading connection to {name}");
+            wire.compress(codec);
+            {
+                let mut info = self.client.info.borrow_mut();
+                info.snappy = name == "snappy";
+                info.deflate = name == "deflate";
+            }
+            if wire.encode(&ok, &mut out).is_err() {
+                return None;
+            }
+        }
+        if let Some(hb) = self.client.info.borrow().heartbeat_interval {
+            let _ = self.stream.set_write_timeout(Some(hb));
+        }
+        if let Err(e) = self.stream.write_all(&out).await {
+            crate::log_error!("PROTOCOL(V2): [{remote}] IDENTIFY failed - {e}");
+            return None;
+        }
+        self.tls_pending = self.tls_pending && !wire.is_tls();
+        self.wire = Some(Rc::new(RefCell::new(wire)));
+        match self.spawn_writer() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                crate::log_error!("client({remote}): cannot dup socket: {e}");
+                None
+            }
+        }
     }
 
     /// Register as a consumer of `channel` (on its owner shard) and answer SUB.
@@ -279,8 +448,22 @@ impl Conn {
                 return;
             }
         };
+        // The writer has ended: this is the last reference to the layers.
+        let wire = match self.wire.map(Rc::try_unwrap) {
+            None => None,
+            Some(Ok(wire)) => Some(Box::new(wire.into_inner())),
+            Some(Err(_)) => {
+                crate::log_error!(
+                    "client({}): TLS/compression state still shared, connection dropped",
+                    client.remote_address
+                );
+                self.shard.unregister_client(client.id);
+                return;
+            }
+        };
         let handoff = Handoff {
             fd,
+            wire,
             leftover: self.buf,
             client_id: client.id,
             remote_address: client.remote_address.clone(),

@@ -57,6 +57,9 @@ pub enum Next {
         /// Error code if the sync fails.
         code: ErrorCode,
     },
+    /// IDENTIFY granted TLS and/or compression: once the response is out,
+    /// upgrade the connection.
+    Upgrade(super::identify::Upgrades),
     /// Move to the channel's owner shard and subscribe there.
     Subscribe {
         /// Topic name.
@@ -196,7 +199,16 @@ impl Conn {
             self.client.send_response(nsq_proto::frame::OK);
             return Ok(Next::Continue);
         }
-        let resp = identify::response(&self.client.info.borrow(), &opts);
+        let (granted, deflate_level) =
+            identify::negotiate(&req, &opts, self.shard.tls.is_some())
+                .map_err(|e| ClientErr::fatal(ErrorCode::IdentifyFailed, e))?;
+        let resp = identify::response(
+            &self.client.info.borrow(),
+            &opts,
+            granted,
+            deflate_level,
+            self.auth_enabled(),
+        );
         let json = serde_json::to_vec(&resp).map_err(|_| {
             ClientErr::fatal(
                 ErrorCode::IdentifyFailed,
@@ -204,7 +216,16 @@ impl Conn {
             )
         })?;
         self.client.send_response(&json);
-        Ok(Next::Continue)
+        if granted.is_empty() {
+            Ok(Next::Continue)
+        } else {
+            Ok(Next::Upgrade(granted))
+        }
+    }
+
+    /// `--auth-http-address` is set (IDENTIFY's `auth_required`).
+    pub(crate) fn auth_enabled(&self) -> bool {
+        !self.shard.opts().auth_http_addresses.is_empty()
     }
 
     fn exec_auth(&mut self) -> Exec {

@@ -1,9 +1,9 @@
 //! IDENTIFY: validate what the client asks for against nsqd's limits and
 //! build the negotiation response.
 //!
-//! TLS, snappy, deflate and AUTH are not built yet: they are answered as
-//! unavailable (`false`), exactly what nsqd answers when started with them
-//! disabled, so clients carry on without upgrading the connection.
+//! With `feature_negotiation`, the client may also ask for TLS, snappy or
+//! deflate: [`negotiate`] decides what is granted (nsqd's rules) and the
+//! connection loop performs the upgrades after the response is sent.
 
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ pub fn default_info(opts: &Options) -> ClientInfo {
         output_buffer_timeout: non_zero(opts.output_buffer_timeout),
         msg_timeout: opts.msg_timeout,
         sample_rate: 0,
+        tls: None,
+        snappy: false,
+        deflate: false,
     }
 }
 
@@ -97,20 +100,81 @@ pub fn apply(info: &mut ClientInfo, req: &IdentifyRequest, opts: &Options) -> Re
     Ok(())
 }
 
+/// The connection upgrades an IDENTIFY was granted, in the order they run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Upgrades {
+    /// TLS (a certificate is configured and the client asked).
+    pub tls: bool,
+    /// Snappy or deflate (with its level).
+    pub compression: Option<crate::wire::compress::Codec>,
+}
+
+impl Upgrades {
+    /// Nothing to upgrade.
+    pub fn is_empty(&self) -> bool {
+        !self.tls && self.compression.is_none()
+    }
+}
+
+/// nsqd's grant rules: TLS when a certificate is configured, each
+/// compression when enabled; deflate's level defaults to 6 and is capped at
+/// `--max-deflate-level`. Asking for both compressions is an error.
+pub fn negotiate(
+    req: &IdentifyRequest,
+    opts: &Options,
+    tls_available: bool,
+) -> Result<(Upgrades, i64), String> {
+    let deflate = opts.deflate && req.deflate;
+    let mut level: i64 = 6;
+    if deflate && req.deflate_level > 0 {
+        level = req.deflate_level;
+    }
+    level = level.min(i64::from(opts.max_deflate_level));
+    let snappy = opts.snappy && req.snappy;
+    if deflate && snappy {
+        return Err("cannot enable both deflate and snappy compression".to_string());
+    }
+    let compression = if snappy {
+        Some(crate::wire::compress::Codec::Snappy)
+    } else if deflate {
+        Some(crate::wire::compress::Codec::Deflate {
+            level: level.clamp(1, 9) as u32,
+        })
+    } else {
+        None
+    };
+    Ok((
+        Upgrades {
+            tls: tls_available && req.tls_v1,
+            compression,
+        },
+        level,
+    ))
+}
+
 /// The JSON answer to a negotiating IDENTIFY.
-pub fn response(info: &ClientInfo, opts: &Options) -> IdentifyResponse {
+pub fn response(
+    info: &ClientInfo,
+    opts: &Options,
+    granted: Upgrades,
+    deflate_level: i64,
+    auth_required: bool,
+) -> IdentifyResponse {
     IdentifyResponse {
         max_rdy_count: opts.max_rdy_count as i64,
         version: crate::config::NSQD_VERSION.to_string(),
         max_msg_timeout: millis(opts.max_msg_timeout),
         msg_timeout: millis(info.msg_timeout),
-        tls_v1: false,
-        deflate: false,
-        deflate_level: 6.min(opts.max_deflate_level as i64),
+        tls_v1: granted.tls,
+        deflate: matches!(
+            granted.compression,
+            Some(crate::wire::compress::Codec::Deflate { .. })
+        ),
+        deflate_level,
         max_deflate_level: opts.max_deflate_level as i64,
-        snappy: false,
+        snappy: granted.compression == Some(crate::wire::compress::Codec::Snappy),
         sample_rate: info.sample_rate,
-        auth_required: false,
+        auth_required,
         output_buffer_size: info.output_buffer_size as i64,
         output_buffer_timeout: info.output_buffer_timeout.map(millis).unwrap_or(0),
     }

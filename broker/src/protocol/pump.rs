@@ -16,6 +16,7 @@
 //! The buffer is double-buffered: frames keep accumulating in `out` while the
 //! previous batch is being written, so one `write` carries many frames.
 
+use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -25,16 +26,24 @@ use futures_lite::{future, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::client::Client;
+use crate::wire::Wire;
 
 /// Far enough in the future to mean "never" without overflowing `Instant`.
 const NEVER: Duration = Duration::from_secs(86_400 * 365);
 
 /// Run until the client is closed (then flush and shut the socket down), a
 /// write fails, or the connection is detached for a move to another shard
-/// (then flush and return, leaving the socket open).
-pub async fn run_writer(client: Rc<Client>, stream: TcpStream) -> io::Result<()> {
+/// (then flush and return, leaving the socket open). With `wire`, frames go
+/// through TLS and/or compression on their way out.
+pub async fn run_writer(
+    client: Rc<Client>,
+    stream: TcpStream,
+    wire: Option<Rc<RefCell<Wire>>>,
+) -> io::Result<()> {
     let mut stream = stream;
     let mut spare = BytesMut::with_capacity(crate::client::OUTPUT_BUFFER_CAPACITY);
+    // Encoded bytes for a layered connection (reused).
+    let mut raw: Vec<u8> = Vec::new();
     // Heartbeats go to every V2 connection, producers included (nsqd's
     // messagePump). The next one is due one interval after the last one (or
     // after the start), with the interval read afresh each turn: an IDENTIFY
@@ -64,20 +73,33 @@ pub async fn run_writer(client: Rc<Client>, stream: TcpStream) -> io::Result<()>
         let flush_at = client
             .first_unflushed()
             .map(|first| first + buffer_timeout.unwrap_or(NEVER));
-        let flush = pending > 0
-            && (client.has_urgent_output()
-                || closed
-                || detaching
-                || pending >= buffer_size
-                || !client.is_ready_for_messages()
-                || flush_at.is_some_and(|at| now >= at));
+        let layers_want_write = wire.as_ref().is_some_and(|w| w.borrow().wants_write());
+        let flush = layers_want_write
+            || pending > 0
+                && (client.has_urgent_output()
+                    || closed
+                    || detaching
+                    || pending >= buffer_size
+                    || !client.is_ready_for_messages()
+                    || flush_at.is_some_and(|at| now >= at));
         if flush {
             client.take_output(&mut spare);
             if let Some(hb) = heartbeat {
                 // nsqd's write deadline is one heartbeat interval.
                 let _ = stream.set_write_timeout(Some(hb));
             }
-            if let Err(e) = stream.write_all(&spare).await {
+            let written = match &wire {
+                None => stream.write_all(&spare).await,
+                Some(wire) => {
+                    raw.clear();
+                    let encoded = wire.borrow_mut().encode(&spare, &mut raw);
+                    match encoded {
+                        Ok(()) => stream.write_all(&raw).await,
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            if let Err(e) = written {
                 break Err(e);
             }
             spare.clear();

@@ -68,6 +68,8 @@ pub struct Listen {
     pub tcp: SocketAddr,
     /// HTTP listener, if enabled.
     pub http: Option<SocketAddr>,
+    /// HTTPS listener: `--https-address` with a TLS certificate configured.
+    pub https: Option<SocketAddr>,
 }
 
 /// One core's broker state. Lives on: every shard.
@@ -80,6 +82,9 @@ pub struct Shard {
     pub peers: Rc<Peers>,
     /// Listening addresses.
     pub listen: Listen,
+    /// TLS server settings (`--tls-cert`/`--tls-key` given), shared by the
+    /// in-band upgrade and the HTTPS listener.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Process start, Unix seconds.
     pub start_time: i64,
     /// Message IDs minted on this shard.
@@ -102,6 +107,7 @@ impl Shard {
         opts: Arc<Options>,
         peers: Peers,
         listen: Listen,
+        tls: Option<Arc<rustls::ServerConfig>>,
         start_time: i64,
         data_path: PathBuf,
     ) -> Rc<Shard> {
@@ -113,6 +119,7 @@ impl Shard {
             ids: IdGen::new(id, opts.node_id as u64),
             lookupd_addresses: RefCell::new(opts.nsqlookupd_tcp_addresses.clone()),
             listen,
+            tls,
             start_time,
             lookup: (id == 0).then(|| tasks::lookupd::Lookup::new(&identity(&opts, &listen))),
             topics: RefCell::new(HashMap::new()),
