@@ -1,6 +1,8 @@
 //! Command-line options (hand-parsed: `--name=value` or `--name value`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -25,6 +27,10 @@ pub struct Config {
     /// nsqd TCP addresses; producers are spread over them and consumers
     /// connect to each (as NSQ consumers do).
     pub addrs: Vec<SocketAddr>,
+    /// The host part of each address as given (same order as `addrs`): the
+    /// name a TLS certificate is checked against by default.
+    #[serde(skip)]
+    pub hosts: Vec<String>,
     /// Topics; producers are spread over them.
     pub topics: Vec<String>,
     /// Channels subscribed on every topic.
@@ -75,6 +81,112 @@ pub struct Config {
     pub json: bool,
     /// Progress line each second: None means "when stderr is a terminal".
     pub progress: Option<bool>,
+    /// TLS, compression and AUTH (every connection).
+    pub security: Security,
+}
+
+/// Compression negotiated in IDENTIFY (nsqd grants at most one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// None: the plaintext protocol.
+    #[default]
+    None,
+    /// Snappy framing format.
+    Snappy,
+    /// Raw deflate at `Security::deflate_level`.
+    Deflate,
+}
+
+/// `--tls*`, `--snappy`, `--deflate*` and `--auth-secret`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Security {
+    /// Ask for `tls_v1` and upgrade.
+    pub tls: bool,
+    /// PEM root CA(s) the server certificate must chain to; None: the
+    /// certificate is not verified.
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate (chain).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Name to check the certificate against instead of the address's host.
+    pub tls_server_name: Option<String>,
+    /// Compression to ask for.
+    pub compression: Compression,
+    /// Deflate level (1-9), sent as `deflate_level` and used for our writes.
+    pub deflate_level: u32,
+    /// Secret sent with AUTH after IDENTIFY (never printed).
+    #[serde(serialize_with = "redacted")]
+    pub auth_secret: Option<String>,
+    /// The TLS client configuration built from the files above.
+    #[serde(skip)]
+    pub tls_config: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Security {
+    /// Whether IDENTIFY must negotiate features (and producers IDENTIFY
+    /// at all): true when any of TLS, compression or AUTH is on.
+    pub fn negotiates(&self) -> bool {
+        self.tls || self.compression != Compression::None || self.auth_secret.is_some()
+    }
+
+    /// `tls+snappy`, `deflate(6)`, `auth`...: for the summary line; empty
+    /// for the plaintext protocol.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.tls {
+            parts.push(if self.tls_ca.is_some() {
+                "tls".to_string()
+            } else {
+                "tls (unverified)".to_string()
+            });
+        }
+        match self.compression {
+            Compression::None => {}
+            Compression::Snappy => parts.push("snappy".to_string()),
+            Compression::Deflate => parts.push(format!("deflate({})", self.deflate_level)),
+        }
+        if self.auth_secret.is_some() {
+            parts.push("auth".to_string());
+        }
+        parts.join("+")
+    }
+}
+
+fn redacted<S: serde::Serializer>(secret: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => s.serialize_str("(set)"),
+        None => s.serialize_none(),
+    }
+}
+
+impl Config {
+    /// The name `addr`'s TLS certificate must carry: `--tls-server-name`,
+    /// else the host part of the address as given (a DNS name or an IP).
+    pub fn server_name(&self, addr: SocketAddr) -> String {
+        if let Some(name) = &self.security.tls_server_name {
+            return name.clone();
+        }
+        self.addrs
+            .iter()
+            .position(|a| *a == addr)
+            .and_then(|i| self.hosts.get(i))
+            .cloned()
+            .unwrap_or_else(|| addr.ip().to_string())
+    }
+}
+
+/// The host part of `host:port`, `[v6]:port` or `v4:port`.
+fn host_part(addr: &str) -> String {
+    if let Some(rest) = addr.strip_prefix('[') {
+        if let Some((host, _)) = rest.split_once(']') {
+            return host.to_string();
+        }
+    }
+    addr.rsplit_once(':')
+        .map_or(addr, |(host, _)| host)
+        .to_string()
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -116,6 +228,15 @@ options (value as --name=V or --name V; durations: 5, 2.5, 500ms, 3s, 1m):
   --output-buffer-size B   consumers' IDENTIFY output_buffer_size
   --output-buffer-timeout MS  consumers' IDENTIFY output_buffer_timeout
   --json                   print the summary as JSON on stdout
+  --tls                    negotiate TLS (IDENTIFY tls_v1) and upgrade every connection
+  --tls-ca FILE            PEM root CA(s) to verify nsqd's certificate [none: not verified, warns]
+  --tls-cert FILE          PEM client certificate (needs --tls-key)
+  --tls-key FILE           PEM private key for --tls-cert
+  --tls-server-name NAME   name (or IP) the certificate must carry [host of the address]
+  --snappy                 negotiate snappy compression
+  --deflate                negotiate deflate compression (not with --snappy)
+  --deflate-level N        deflate level 1-9 [6]
+  --auth-secret SECRET     send AUTH with SECRET after IDENTIFY; fail if refused
   --progress / --no-progress  live line on stderr each second [when a terminal]
 
 exit status: 0 clean; 1 errors, missing or corrupt messages; 2 bad usage
@@ -130,9 +251,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>> 
     let mut channels = Vec::new();
     let mut channel_count: Option<usize> = None;
     let mut deadline = None;
+    let mut hosts = Vec::new();
+    let mut snappy = false;
+    let mut deflate = false;
+    let mut deflate_level = None;
     let mut cfg = Config {
         mode: Mode::Pub,
         addrs: Vec::new(),
+        hosts: Vec::new(),
         topics: Vec::new(),
         channels: Vec::new(),
         producers: 2,
@@ -155,6 +281,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>> 
         output_buffer_timeout: None,
         json: false,
         progress: None,
+        security: Security::default(),
     };
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
@@ -181,6 +308,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>> 
             "json" => cfg.json = true,
             "progress" => cfg.progress = Some(true),
             "no-progress" => cfg.progress = Some(false),
+            "tls" => cfg.security.tls = true,
+            "snappy" => snappy = true,
+            "deflate" => deflate = true,
             _ => {
                 let value = match inline {
                     Some(v) => v,
@@ -198,6 +328,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>> 
                                 .next()
                                 .ok_or_else(|| anyhow!("--{name}: {part} resolves to nothing"))?;
                             addrs.push(addr);
+                            hosts.push(host_part(part));
                         }
                     }
                     "topic" => topics.push(value.clone()),
@@ -227,6 +358,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>> 
                     "output-buffer-timeout" => {
                         cfg.output_buffer_timeout = Some(value.parse().with_context(ctx)?)
                     }
+                    "tls-ca" => cfg.security.tls_ca = Some(PathBuf::from(&value)),
+                    "tls-cert" => cfg.security.tls_cert = Some(PathBuf::from(&value)),
+                    "tls-key" => cfg.security.tls_key = Some(PathBuf::from(&value)),
+                    "tls-server-name" => cfg.security.tls_server_name = Some(value.clone()),
+                    "deflate-level" => deflate_level = Some(value.parse().with_context(ctx)?),
+                    "auth-secret" => cfg.security.auth_secret = Some(value.clone()),
                     _ => bail!("unknown option --{name} (see --help)"),
                 }
             }
@@ -236,10 +373,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>> 
         bail!("missing mode: pub, sub, pubsub or fanout (see --help)");
     };
     cfg.mode = mode;
-    cfg.addrs = if addrs.is_empty() {
-        vec![SocketAddr::from(([127, 0, 0, 1], 4150))]
+    (cfg.addrs, cfg.hosts) = if addrs.is_empty() {
+        (
+            vec![SocketAddr::from(([127, 0, 0, 1], 4150))],
+            vec!["127.0.0.1".to_string()],
+        )
     } else {
-        addrs
+        (addrs, hosts)
     };
     cfg.topics = if topics.is_empty() {
         vec!["loadgen".to_string()]
@@ -255,7 +395,37 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>> 
         None => channels,
     };
     cfg.deadline = deadline.unwrap_or(cfg.warmup + cfg.duration + Duration::from_secs(60));
+    cfg.security.compression = match (snappy, deflate) {
+        (true, true) => bail!("--snappy and --deflate are exclusive: nsqd grants one compression"),
+        (true, false) => Compression::Snappy,
+        (false, true) => Compression::Deflate,
+        (false, false) => Compression::None,
+    };
+    cfg.security.deflate_level = match deflate_level {
+        Some(_) if !deflate => bail!("--deflate-level needs --deflate"),
+        Some(level @ 1..=9) => level,
+        Some(level) => bail!("--deflate-level must be 1 to 9, not {level}"),
+        None => 6,
+    };
     validate(&cfg)?;
+    let sec = &cfg.security;
+    if !sec.tls
+        && (sec.tls_ca.is_some()
+            || sec.tls_cert.is_some()
+            || sec.tls_key.is_some()
+            || sec.tls_server_name.is_some())
+    {
+        bail!("--tls-ca, --tls-cert, --tls-key and --tls-server-name need --tls");
+    }
+    if sec.tls_cert.is_some() != sec.tls_key.is_some() {
+        bail!("--tls-cert and --tls-key go together");
+    }
+    if sec.tls {
+        for addr in &cfg.addrs {
+            crate::tls::server_name(&cfg.server_name(*addr))?;
+        }
+        cfg.security.tls_config = Some(crate::tls::client_config(&cfg.security)?);
+    }
     Ok(Some(cfg))
 }
 
@@ -342,5 +512,62 @@ mod tests {
         assert!(parse_strs(&["sub", "--channel=bad name"]).is_err());
         assert!(parse_strs(&["pub", "--batch"]).is_err());
         assert!(parse_strs(&["--help"]).unwrap().is_none());
+    }
+
+    #[test]
+    fn security_options() {
+        let plain = parse_strs(&["pub"]).unwrap().unwrap();
+        assert!(!plain.security.negotiates());
+        assert_eq!(plain.security.describe(), "");
+
+        let cfg = parse_strs(&["pub", "--tls", "--deflate", "--deflate-level=9"])
+            .unwrap()
+            .unwrap();
+        assert!(cfg.security.negotiates());
+        assert!(cfg.security.tls_config.is_some());
+        assert_eq!(cfg.security.compression, Compression::Deflate);
+        assert_eq!(cfg.security.deflate_level, 9);
+        assert_eq!(cfg.security.describe(), "tls (unverified)+deflate(9)");
+
+        let cfg = parse_strs(&["sub", "--snappy", "--auth-secret", "hunter2"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.security.compression, Compression::Snappy);
+        assert!(cfg.security.tls_config.is_none());
+        assert!(cfg.security.negotiates());
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert!(!json.contains("hunter2"), "secret printed: {json}");
+
+        for bad in [
+            &["pub", "--snappy", "--deflate"][..],
+            &["pub", "--deflate-level=6"],
+            &["pub", "--deflate", "--deflate-level=0"],
+            &["pub", "--deflate", "--deflate-level=10"],
+            &["pub", "--tls-ca=/nonexistent"],
+            &["pub", "--tls-server-name=x"],
+            &["pub", "--tls", "--tls-cert=/nonexistent"],
+            &["pub", "--tls", "--tls-ca=/nonexistent/ca.pem"],
+            &["pub", "--tls", "--tls-server-name=not a name"],
+        ] {
+            assert!(parse_strs(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn server_names_come_from_the_address() {
+        assert_eq!(host_part("127.0.0.1:4150"), "127.0.0.1");
+        assert_eq!(host_part("localhost:4150"), "localhost");
+        assert_eq!(host_part("[::1]:4150"), "::1");
+        let cfg = parse_strs(&["pub", "--nsqd-tcp-address=localhost:4150,127.0.0.1:4151"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.server_name(cfg.addrs[0]), "localhost");
+        assert_eq!(cfg.server_name(cfg.addrs[1]), "127.0.0.1");
+        let cfg = parse_strs(&["pub", "--tls", "--tls-server-name=nsqd.example"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.server_name(cfg.addrs[0]), "nsqd.example");
+        let cfg = parse_strs(&["pub"]).unwrap().unwrap();
+        assert_eq!(cfg.server_name(cfg.addrs[0]), "127.0.0.1");
     }
 }

@@ -4,7 +4,6 @@
 //! nsqd's RDY is a window, not a credit to renew, so after the first RDY the
 //! loop only reads, verifies and FINs (as nsq's bench_reader does).
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -18,7 +17,7 @@ use nsq_proto::frame::{Frame, HEARTBEAT};
 use crate::args::{Config, Mode};
 use crate::body;
 use crate::integrity::Received;
-use crate::net::{is_timeout, now_ns, Conn};
+use crate::net::{identify_body, is_timeout, now_ns, Conn};
 use crate::run::{new_histogram, Shared};
 
 /// How often a blocked read returns to check the stop conditions.
@@ -66,30 +65,23 @@ pub struct ConsumerResult {
 /// every consumer is subscribed, so no channel misses the first messages.
 pub fn subscribe(cfg: &Config, spec: &ConsumerSpec) -> Result<Conn> {
     let mut conn = Conn::connect(spec.addr)?;
-    let mut identify = serde_json::json!({
-        "client_id": format!("loadgen-{}", spec.index),
-        "hostname": "loadgen",
-        "user_agent": concat!("nsq-loadgen/", env!("CARGO_PKG_VERSION")),
-        "feature_negotiation": false,
-    });
+    let mut identify = identify_body(format!("loadgen-{}", spec.index));
     if let Some(size) = cfg.output_buffer_size {
         identify["output_buffer_size"] = size.into();
     }
     if let Some(ms) = cfg.output_buffer_timeout {
         identify["output_buffer_timeout"] = ms.into();
     }
+    conn.identify(&cfg.security, &cfg.server_name(spec.addr), identify)?;
     let mut buf = BytesMut::new();
-    encode::identify(&mut buf, identify.to_string().as_bytes());
     encode::sub(&mut buf, &spec.topic, &spec.channel);
-    conn.stream.write_all(&buf)?;
-    conn.expect_response(Duration::from_secs(10))
-        .context("IDENTIFY")?;
+    conn.write_all(&buf)?;
     conn.expect_response(Duration::from_secs(10))
         .with_context(|| format!("SUB {} {}", spec.topic, spec.channel))?;
     buf.clear();
     encode::rdy(&mut buf, cfg.rdy as i64);
-    conn.stream.write_all(&buf)?;
-    conn.stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    conn.write_all(&buf)?;
+    conn.set_read_timeout(Some(READ_TIMEOUT))?;
     Ok(conn)
 }
 
@@ -191,7 +183,7 @@ fn run_inner(
             }
         }
         if !replies.is_empty() {
-            conn.stream.write_all(&replies)?;
+            conn.write_all(&replies)?;
             replies.clear();
         }
         if msgs > 0 {

@@ -10,7 +10,9 @@
 //! * `pacing`: open-loop schedule (latency from the intended send time).
 //! * `integrity`: sent/received/duplicated/missing/corrupted accounting.
 //! * `report`: percentiles, text and JSON summary, progress line.
-//! * `net`: socket helpers and the monotonic clock.
+//! * `net`: connections (IDENTIFY and upgrades) and the monotonic clock.
+//! * `layers`: TLS and snappy/deflate between frames and the socket.
+//! * `tls`: the TLS client configuration from `--tls-*`.
 
 #![allow(clippy::print_stdout)]
 
@@ -18,11 +20,13 @@ mod args;
 mod body;
 mod consumer;
 mod integrity;
+mod layers;
 mod net;
 mod pacing;
 mod producer;
 mod report;
 mod run;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -38,6 +42,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cfg.security.tls && cfg.security.tls_ca.is_none() {
+        report::eprint_line(
+            "loadgen: warning: --tls without --tls-ca: nsqd's certificate is not verified",
+        );
+    }
     let outcome = match run::run(&cfg) {
         Ok(outcome) => outcome,
         Err(err) => {

@@ -7,7 +7,6 @@
 //! with that due time, and never waits for an acknowledgement first.
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -21,7 +20,7 @@ use nsq_proto::frame::{Frame, HEARTBEAT};
 use crate::args::Config;
 use crate::body;
 use crate::integrity::SeqSet;
-use crate::net::{now_ns, Conn};
+use crate::net::{identify_body, is_timeout, now_ns, Conn};
 use crate::pacing::Pacer;
 use crate::run::{new_histogram, Shared};
 
@@ -193,8 +192,13 @@ fn run_inner(
 ) -> Result<()> {
     let topic = &cfg.topics[spec.topic];
     let mut conn = Conn::connect(spec.addr)?;
-    conn.stream
-        .set_write_timeout(Some(Duration::from_secs(10)))?;
+    if cfg.security.negotiates() {
+        // Only for TLS, compression or AUTH: plain producers send no
+        // IDENTIFY, as nsq's bench_writer.
+        let identify = identify_body(format!("loadgen-producer-{}", spec.id));
+        conn.identify(&cfg.security, &cfg.server_name(spec.addr), identify)?;
+    }
+    conn.set_write_timeout(Some(Duration::from_secs(10)))?;
     let template = body::template(cfg.size, spec.id);
     let fill_hash = body::fill_hash(template.len(), &template[body::HEADER_LEN..]);
     let (frame, offsets) = build_frame(topic, &template, cfg.batch);
@@ -249,17 +253,21 @@ fn run_inner(
             wait_ns = 200_000;
         }
         if !producer.out.is_empty() {
-            conn.stream.write_all(&producer.out)?;
+            conn.write_all(&producer.out)?;
             producer.out.clear();
         }
         if !conn.wait_readable(wait_ns)? {
             continue;
         }
-        if conn.read_some()? == 0 {
-            bail!(
+        match conn.read_some() {
+            Ok(0) => bail!(
                 "nsqd closed the connection with {} batches unacknowledged",
                 producer.pending.len()
-            );
+            ),
+            Ok(_) => {}
+            // With TLS or compression: part of a record or chunk.
+            Err(err) if is_timeout(&err) => continue,
+            Err(err) => return Err(err.into()),
         }
         let now = now_ns();
         let mut acked_now = 0;
@@ -296,7 +304,7 @@ fn run_inner(
         shared.topic_acked[spec.topic].fetch_add(acked_now, Ordering::Relaxed);
         shared.pub_acked.fetch_add(acked_now, Ordering::Relaxed);
         if !replies.is_empty() {
-            conn.stream.write_all(&replies)?;
+            conn.write_all(&replies)?;
             replies.clear();
         }
     }

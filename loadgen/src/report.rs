@@ -295,6 +295,10 @@ pub fn text(summary: &Summary) -> String {
         cfg.duration.as_secs_f64(),
         cfg.warmup.as_secs_f64(),
     ));
+    let security = cfg.security.describe();
+    if !security.is_empty() {
+        out.push_str(&format!("connections: {security}\n"));
+    }
     if let Some(p) = &summary.publish {
         out.push_str(&format!(
             "publish: {:>12.0} msg/s  {:>8.2} MiB/s  ({} msgs in {:.2} s)\n",
