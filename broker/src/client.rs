@@ -60,6 +60,18 @@ pub struct ClientInfo {
     pub snappy: bool,
     /// Deflate negotiated (stats `deflate`).
     pub deflate: bool,
+    /// The secret sent with AUTH (kept to query again when the
+    /// authorizations expire).
+    pub auth_secret: Option<String>,
+    /// What the auth server granted (stats `authed`, `auth_identity*`).
+    pub auth: Option<crate::auth::AuthState>,
+}
+
+impl ClientInfo {
+    /// nsqd's `HasAuthorizations`.
+    pub fn has_authorizations(&self) -> bool {
+        self.auth.as_ref().is_some_and(|a| a.permission_count() > 0)
+    }
 }
 
 /// One connection. Lives on: the shard running it.
@@ -340,9 +352,17 @@ impl Client {
             deflate: info.deflate,
             snappy: info.snappy,
             user_agent: info.user_agent.clone(),
-            authed: false,
-            auth_identity: String::new(),
-            auth_identity_url: String::new(),
+            authed: info.has_authorizations(),
+            auth_identity: info
+                .auth
+                .as_ref()
+                .map(|a| a.identity.clone())
+                .unwrap_or_default(),
+            auth_identity_url: info
+                .auth
+                .as_ref()
+                .map(|a| a.identity_url.clone())
+                .unwrap_or_default(),
             tls: info.tls.is_some(),
             tls_cipher_suite: tls.map(|t| t.cipher_suite.clone()).unwrap_or_default(),
             tls_version: tls.map(|t| t.version.clone()).unwrap_or_default(),

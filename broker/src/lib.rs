@@ -2,7 +2,9 @@
 //!
 //! # Layout, in dependency order (each module uses only those above it)
 //! - [`message`], [`idmap`] (maps keyed by message ID), [`config`], [`log`],
-//!   [`client`] (one connection's state), [`stats`], [`metadata`]
+//!   [`tls`] (rustls settings, the bounded handshake), [`auth`] (auth server
+//!   queries, authorizations), [`wire`] (a connection's TLS and compression
+//!   layers), [`client`] (one connection's state), [`stats`], [`metadata`]
 //!   (`nsqd.dat`): leaves.
 //! - [`backend`], [`acklog`]: a queue's disk side; [`ctx`]: a shard's
 //!   storage context; [`queue_store`]: a queue's storage (memory, disk,
@@ -26,6 +28,7 @@
 //! `protocol::pump` writes it out.
 
 pub mod acklog;
+pub mod auth;
 pub mod backend;
 pub mod channel;
 pub mod client;

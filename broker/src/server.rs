@@ -64,9 +64,6 @@ impl DirLock {
 /// would weaken security (a user asking for TLS or AUTH must not silently get
 /// plain, open connections); warn for the harmless ones.
 fn check_unbuilt_features(opts: &Options) -> anyhow::Result<()> {
-    if !opts.auth_http_addresses.is_empty() {
-        bail!("AUTH (--auth-http-address) is not supported by this build yet");
-    }
     if !opts.statsd_address.is_empty() {
         crate::log_warn!("--statsd-address is not supported yet: no statsd metrics will be sent");
     }

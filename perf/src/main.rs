@@ -223,7 +223,9 @@ fn header(args: &Args) -> Header {
 }
 
 fn run(args: &Args) -> Result<bool> {
-    let mut scenarios = scenario::all(args.duration, args.warmup);
+    let certs = std::env::temp_dir().join(format!("nsq-perf-certs-{}", std::process::id()));
+    scenario::write_test_certs(&certs).context("making TLS test certificates")?;
+    let mut scenarios = scenario::all(args.duration, args.warmup, &certs);
     if args.list {
         for s in &scenarios {
             println!("{:<14} {}", s.name, s.title);

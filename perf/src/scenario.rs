@@ -65,8 +65,10 @@ fn step(args: &[&str]) -> Step {
 /// Go nsqd use 1,000,000, with the rest of a backlog overflowing to disk.
 const MEM_QUEUE: &str = "--mem-queue-size=1000000";
 
-/// Every scenario, in report order. `duration`/`warmup` go to each timed step.
-pub fn all(duration: Duration, warmup: Duration) -> Vec<Scenario> {
+/// Every scenario, in report order. `duration`/`warmup` go to each timed
+/// step; `certs`: a directory with `server.pem`, `server.key` and `ca.pem`
+/// for the TLS scenarios (see [`write_test_certs`]).
+pub fn all(duration: Duration, warmup: Duration, certs: &std::path::Path) -> Vec<Scenario> {
     let d = format!("--duration={}s", duration.as_secs_f64());
     let w = format!("--warmup={}s", warmup.as_secs_f64());
     // A backlog the size of about `duration` of publishing at 400k msg/s.
@@ -183,5 +185,72 @@ pub fn all(duration: Duration, warmup: Duration) -> Vec<Scenario> {
             published: None,
         });
     }
+    // The secure and compressed paths, same load as `pubsub`: both brokers
+    // get the same certificate, loadgen verifies it against the CA.
+    let cert = format!("--tls-cert={}", certs.join("server.pem").display());
+    let key = format!("--tls-key={}", certs.join("server.key").display());
+    let ca = format!("--tls-ca={}", certs.join("ca.pem").display());
+    for (name, what, layers) in [
+        ("pubsub_tls", "over TLS", vec!["--tls", ca.as_str()]),
+        ("pubsub_snappy", "snappy-compressed", vec!["--snappy"]),
+        (
+            "pubsub_deflate",
+            "deflate-compressed (level 1)",
+            vec!["--deflate", "--deflate-level=1"],
+        ),
+        (
+            "pubsub_tls_snappy",
+            "over TLS, snappy-compressed",
+            vec!["--tls", ca.as_str(), "--snappy"],
+        ),
+    ] {
+        let mut args = strs(&[
+            "pubsub",
+            "--topic=perf",
+            "--size=200",
+            "--batch=200",
+            "--producers=2",
+            "--consumers=2",
+            "--max-backlog=100000",
+            &d,
+            &w,
+        ]);
+        args.extend(layers.iter().map(|s| s.to_string()));
+        list.push(Scenario {
+            name,
+            title: format!("PUB+SUB {what}: MPUB 200 x 200 B, 2 producers, 2 consumers, backlog capped at 100k"),
+            broker_flags: strs(&[MEM_QUEUE, &cert, &key]),
+            precreate: None,
+            steps: vec![Step {
+                args,
+                expect_previous: false,
+            }],
+            focus: Focus::Both,
+            published: None,
+        });
+    }
     list
+}
+
+/// A CA and a server certificate for 127.0.0.1/localhost, made now (rcgen):
+/// `ca.pem`, `server.pem`, `server.key` in `dir`.
+pub fn write_test_certs(dir: &std::path::Path) -> anyhow::Result<()> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    std::fs::create_dir_all(dir)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "nsq perf CA");
+    let ca_key = KeyPair::generate()?;
+    let ca = ca.self_signed(&ca_key)?;
+    let mut server = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])?;
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "nsqd perf");
+    let server_key = KeyPair::generate()?;
+    let server = server.signed_by(&server_key, &ca, &ca_key)?;
+    std::fs::write(dir.join("ca.pem"), ca.pem())?;
+    std::fs::write(dir.join("server.pem"), server.pem())?;
+    std::fs::write(dir.join("server.key"), server_key.serialize_pem())?;
+    Ok(())
 }

@@ -9,6 +9,7 @@
 //! Every wait in this crate has a timeout: a hung broker fails a test, it
 //! never hangs the run.
 
+pub mod authd;
 pub mod cluster;
 pub mod http;
 pub mod lookupd;

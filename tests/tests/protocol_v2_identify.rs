@@ -451,7 +451,11 @@ fn deflate_upgrade() -> Result<()> {
     let json_frame = read_plain_frame(&mut stream)?;
     let r: Value = serde_json::from_slice(&json_frame[4..])?;
     ensure!(r["deflate"] == true && r["deflate_level"] == 1, "{r}");
-    let mut rd = flate2::read::DeflateDecoder::new(stream.try_clone()?);
+    // Buffered: flate2's reader asks the socket for more input before it
+    // hands out output it already inflated, so small reads (a 4-byte size)
+    // would wait for the next packet; one large read takes the whole frame.
+    // (The same test fails this way against the original nsqd.)
+    let mut rd = std::io::BufReader::new(flate2::read::DeflateDecoder::new(stream.try_clone()?));
     ensure!(
         read_plain_frame(&mut rd)? == b"\0\0\0\0OK",
         "first compressed frame is OK"

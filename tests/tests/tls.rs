@@ -360,7 +360,6 @@ fn client_certificate_policies() -> Result<()> {
         "a certificate of another CA accepted"
     );
     try_client_cert(&nsqd, &certs, Some("client"))?;
-    let _ = CLIENT_CN;
     Ok(())
 }
 
@@ -439,4 +438,54 @@ fn corrupt_compressed_streams_are_closed() -> Result<()> {
     c.send_raw(&[0x42; 32])?;
     c.read_raw_until_closed(Duration::from_secs(10))?;
     still_serving(&nsqd)
+}
+
+/// AUTH over TLS with a client certificate: the auth server is told
+/// `tls=true` and the certificate's common name, as nsqd tells it; `/stats`
+/// shows the identity.
+#[test]
+fn auth_over_tls_sends_common_name() -> Result<()> {
+    use nsq_tests::authd::{AuthReply, AuthServer};
+    let certs = TestCerts::generate()?;
+    let authd = AuthServer::start();
+    authd.set(
+        "s3cret",
+        AuthReply::grant(3600, "carol", &[(".*", &[".*"], &["publish", "subscribe"])]),
+    );
+    let auth_addr = format!("--auth-http-address={}", authd.addr());
+    let nsqd = start(
+        &certs,
+        &[
+            &auth_addr,
+            "--tls-client-auth-policy=require",
+            "--tls-required=tcp-https",
+        ],
+    )?;
+    let topic = unique_name("authed_tls");
+    let mut c = nsqd.connect()?;
+    let r = identify(&mut c, json!({"tls_v1": true, "deflate": true}))?;
+    ensure!(r["auth_required"] == true, "{r}");
+    c.upgrade_tls(certs.client_config(Some("client"))?)?;
+    c.upgrade_deflate(6)?;
+    c.auth(b"s3cret")?;
+    c.expect_response(
+        r#"{"identity":"carol","identity_url":"https://auth.example/carol","permission_count":1}"#,
+    )?;
+    c.sub_ok(&topic, "ch")?;
+    let seen = authd.requests_for("s3cret");
+    ensure!(seen.len() == 1, "{} queries", seen.len());
+    ensure!(seen[0].param("tls") == Some("true"));
+    ensure!(seen[0].param("common_name") == Some(CLIENT_CN));
+    ensure!(seen[0].param("remote_ip") == Some("127.0.0.1"));
+    let ch = nsqd.channel_stats(&topic, "ch")?.context("channel")?;
+    let client = &ch["clients"][0];
+    ensure!(
+        client["authed"] == true && client["auth_identity"] == "carol",
+        "{client}"
+    );
+    ensure!(
+        client["tls"] == true && client["deflate"] == true,
+        "{client}"
+    );
+    Ok(())
 }

@@ -49,6 +49,8 @@ pub struct Conn {
     raw: Vec<u8>,
     /// `--tls-required` and not upgraded yet: only IDENTIFY is accepted.
     tls_pending: bool,
+    /// A command to run again before reading more (after re-authorizing).
+    retry: Option<nsq_proto::Command>,
 }
 
 /// The verb of the first buffered line, if that line is complete.
@@ -140,6 +142,7 @@ impl Conn {
             tls_pending,
             wire,
             raw: Vec::new(),
+            retry: None,
         }
     }
 
@@ -191,6 +194,19 @@ impl Conn {
                     // More commands may already be buffered.
                     continue;
                 }
+                Next::Auth(secret) => {
+                    if !self.authenticate(secret).await {
+                        break;
+                    }
+                    continue;
+                }
+                Next::Reauth(cmd) => {
+                    if !self.reauthorize().await {
+                        break;
+                    }
+                    self.retry = Some(*cmd);
+                    continue;
+                }
                 Next::Upgrade(up) => match self.upgrade(writer, up).await {
                     Some(w) => {
                         writer = w;
@@ -215,6 +231,19 @@ impl Conn {
         loop {
             if self.client.is_closed() {
                 return Next::Close;
+            }
+            if let Some(cmd) = self.retry.take() {
+                match self.exec(cmd) {
+                    Ok(Next::Continue) => continue,
+                    Ok(next) => return next,
+                    Err(ClientErr { code, desc }) => {
+                        self.client.send_error(code, &desc);
+                        if code.is_fatal() {
+                            return Next::Close;
+                        }
+                        continue;
+                    }
+                }
             }
             // nsqd checks the state before reading a body: IDENTIFY or AUTH
             // after SUB fails at once instead of waiting for the body.
@@ -330,6 +359,96 @@ impl Conn {
                 return Ok(0);
             }
             wire.borrow_mut().absorb(&self.raw[..n]);
+        }
+    }
+
+    /// Ask the auth servers about `secret` (or the stored secret), bounded by
+    /// the HTTP client timeouts; nsqd's `QueryAuthd`.
+    async fn query_auth(&self, secret: &str) -> Result<crate::auth::AuthState, String> {
+        let opts = self.shard.opts();
+        let cfg = crate::auth::AuthConfig {
+            addresses: opts.auth_http_addresses.clone(),
+            method: crate::auth::Method::from_flag(&opts.auth_http_request_method),
+            connect_timeout: opts.http_client_connect_timeout,
+            request_timeout: opts.http_client_request_timeout,
+        };
+        let remote = &self.client.remote_address;
+        let remote_ip = remote
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let (tls, common_name) = {
+            let info = self.client.info.borrow();
+            (
+                info.tls.is_some(),
+                info.tls
+                    .as_ref()
+                    .map(|t| t.common_name.clone())
+                    .unwrap_or_default(),
+            )
+        };
+        crate::auth::query(&cfg, &remote_ip, tls, secret, &common_name).await
+    }
+
+    /// AUTH: query, store, answer (nsqd's `AUTH`). False: close.
+    async fn authenticate(&mut self, secret: String) -> bool {
+        let result = self.query_auth(&secret).await;
+        self.client.info.borrow_mut().auth_secret = Some(secret);
+        let remote = self.client.remote_address.clone();
+        let state = match result {
+            Ok(state) => state,
+            Err(e) => {
+                crate::log_warn!("PROTOCOL(V2): [{remote}] AUTH failed {e}");
+                self.client.send_error(ErrorCode::AuthFailed, "AUTH failed");
+                return false;
+            }
+        };
+        if state.permission_count() == 0 {
+            self.client
+                .send_error(ErrorCode::Unauthorized, "AUTH no authorizations found");
+            return false;
+        }
+        let mut json = BytesMut::new();
+        nsq_proto::identify::AuthResponse {
+            identity: state.identity.clone(),
+            identity_url: state.identity_url.clone(),
+            permission_count: state.permission_count() as i64,
+        }
+        .write_json(&mut json);
+        crate::log_info!(
+            "PROTOCOL(V2): [{remote}] AUTH identity {} ({} authorizations)",
+            state.identity,
+            state.permission_count()
+        );
+        self.client.info.borrow_mut().auth = Some(state);
+        self.client.send_response(&json);
+        true
+    }
+
+    /// The authorizations expired: query again with the stored secret
+    /// (nsqd's `IsAuthorized`). On failure the old state stays and the
+    /// client gets `E_AUTH_FAILED`. False: close.
+    async fn reauthorize(&mut self) -> bool {
+        let secret = self
+            .client
+            .info
+            .borrow()
+            .auth_secret
+            .clone()
+            .unwrap_or_default();
+        match self.query_auth(&secret).await {
+            Ok(state) => {
+                self.client.info.borrow_mut().auth = Some(state);
+                true
+            }
+            Err(e) => {
+                crate::log_warn!(
+                    "PROTOCOL(V2): [{}] AUTH failed {e}",
+                    self.client.remote_address
+                );
+                self.client.send_error(ErrorCode::AuthFailed, "AUTH failed");
+                false
+            }
         }
     }
 

@@ -60,6 +60,12 @@ pub enum Next {
     /// IDENTIFY granted TLS and/or compression: once the response is out,
     /// upgrade the connection.
     Upgrade(super::identify::Upgrades),
+    /// AUTH: ask the auth server (off the command path: the loop awaits
+    /// it, other connections keep running), then answer.
+    Auth(String),
+    /// The authorizations expired: query the auth server again with the
+    /// stored secret, then run this command.
+    Reauth(Box<Command>),
     /// Move to the channel's owner shard and subscribe there.
     Subscribe {
         /// Topic name.
@@ -105,6 +111,23 @@ fn unpin_all(bodies: Vec<Bytes>) -> Vec<Bytes> {
 impl Conn {
     /// Dispatch one decoded command.
     pub(crate) fn exec(&mut self, cmd: Command) -> Exec {
+        if self.auth_enabled() {
+            let target = match &cmd {
+                Command::Pub { topic, .. } => Some(("PUB", topic.as_str(), "")),
+                Command::Mpub { topic, .. } => Some(("MPUB", topic.as_str(), "")),
+                Command::Dpub { topic, .. } => Some(("DPUB", topic.as_str(), "")),
+                Command::Sub { topic, channel } => {
+                    self.sub_allowed()?;
+                    Some(("SUB", topic.as_str(), channel.as_str()))
+                }
+                _ => None,
+            };
+            if let Some((verb, topic, channel)) = target {
+                if !self.check_auth(verb, topic, channel)? {
+                    return Ok(Next::Reauth(Box::new(cmd)));
+                }
+            }
+        }
         match cmd {
             // The hot publisher path first.
             Command::Pub { topic, body } => self.exec_pub(&topic, body),
@@ -120,7 +143,7 @@ impl Conn {
             } => self.exec_dpub(&topic, defer_ms, body),
             Command::Nop => Ok(Next::Continue),
             Command::Identify { body } => self.exec_identify(&body),
-            Command::Auth { .. } => self.exec_auth(),
+            Command::Auth { body } => self.exec_auth(&body),
             Command::Sub { topic, channel } => self.exec_sub(topic, channel),
             Command::Cls => self.exec_cls(),
         }
@@ -228,21 +251,58 @@ impl Conn {
         !self.shard.opts().auth_http_addresses.is_empty()
     }
 
-    fn exec_auth(&mut self) -> Exec {
+    /// nsqd's `CheckAuth`: Ok(true) allowed, Ok(false) the authorizations
+    /// expired (query again, then retry), Err refused.
+    fn check_auth(&self, verb: &str, topic: &str, channel: &str) -> Result<bool, ClientErr> {
+        let info = self.client.info.borrow();
+        // Stored only with authorizations; a re-query may since have
+        // granted fewer (even none: then nothing is allowed).
+        let Some(auth) = info.auth.as_ref() else {
+            return Err(ClientErr::fatal(
+                ErrorCode::AuthFirst,
+                format!("AUTH required before {verb}"),
+            ));
+        };
+        if auth.is_expired(Instant::now()) {
+            return Ok(false);
+        }
+        let channel_arg = (!channel.is_empty()).then_some(channel);
+        if auth.is_allowed(topic, channel_arg) {
+            Ok(true)
+        } else {
+            Err(ClientErr::fatal(
+                ErrorCode::Unauthorized,
+                format!("AUTH failed for {verb} on {topic:?} {channel:?}"),
+            ))
+        }
+    }
+
+    fn exec_auth(&mut self, body: &[u8]) -> Exec {
         if self.client.state() != ClientState::Init {
             return Err(ClientErr::invalid("cannot AUTH in current state"));
         }
-        // No --auth-http-address support yet: nsqd's answer without one.
-        Err(ClientErr::fatal(ErrorCode::AuthDisabled, "AUTH disabled"))
+        if self.client.info.borrow().has_authorizations() {
+            return Err(ClientErr::invalid("AUTH already set"));
+        }
+        if !self.auth_enabled() {
+            return Err(ClientErr::fatal(ErrorCode::AuthDisabled, "AUTH disabled"));
+        }
+        Ok(Next::Auth(String::from_utf8_lossy(body).into_owned()))
     }
 
-    fn exec_sub(&mut self, topic: String, channel: String) -> Exec {
+    /// SUB's state checks (nsqd runs them before the auth check).
+    fn sub_allowed(&self) -> Result<(), ClientErr> {
         if self.client.state() != ClientState::Init {
             return Err(ClientErr::invalid("cannot SUB in current state"));
         }
         if self.client.info.borrow().heartbeat_interval.is_none() {
             return Err(ClientErr::invalid("cannot SUB with heartbeats disabled"));
         }
+        Ok(())
+    }
+
+    fn exec_sub(&mut self, topic: String, channel: String) -> Exec {
+        self.sub_allowed()?;
         Ok(Next::Subscribe { topic, channel })
     }
 

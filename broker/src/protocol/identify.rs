@@ -30,6 +30,8 @@ pub fn default_info(opts: &Options) -> ClientInfo {
         tls: None,
         snappy: false,
         deflate: false,
+        auth_secret: None,
+        auth: None,
     }
 }
 

@@ -1,10 +1,11 @@
 //! A small HTTP/1.1 client for the control plane (nsqd asking nsqlookupd for
-//! a topic's channels): one `GET` per connection, `Connection: close`.
+//! a topic's channels, nsqd asking an auth server about a client's secret):
+//! one request per connection, `Connection: close`.
 //!
 //! Runs on a shard without blocking it: a host name is resolved on the
-//! blocking pool ([`crate::net::resolve`]), connect and every read and write
-//! are bounded, and the response is decoded by [`decode_response`] (pure,
-//! tested without sockets).
+//! blocking pool ([`crate::net::resolve`], bounded by the connect timeout),
+//! connect and every read and write are bounded, and the response is decoded
+//! by [`decode_response`] (pure, tested without sockets).
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -41,32 +42,66 @@ pub async fn get(
     connect_timeout: Duration,
     timeout: Duration,
 ) -> io::Result<Response> {
-    let sock = crate::net::resolve(addr).await?;
-    let mut stream = TcpStream::connect_timeout(sock, connect_timeout)
-        .await
-        .map_err(|e| io::Error::other(format!("dial {addr}: {e}")))?;
+    request("GET", addr, target, headers, b"", connect_timeout, timeout).await
+}
+
+/// `method target` to `addr` (`host:port`, a name or an IP literal) with
+/// extra `headers` and `body` (sent with a `Content-Length` when non-empty).
+/// `Host` is `addr`. `connect_timeout` bounds name resolution and the
+/// connect, `timeout` the whole exchange after it (writing the request and
+/// reading the complete response).
+pub async fn request(
+    method: &str,
+    addr: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> io::Result<Response> {
+    let mut stream = connect(addr, connect_timeout).await?;
     let deadline = Instant::now() + timeout;
-    let mut request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
+    let timed_out = || {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{method} {addr}{target}: no complete response within {timeout:?}"),
+        )
+    };
+    let head = encode_head(method, addr, target, headers, body.len());
+    stream.set_write_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+    stream.write_all(head.as_bytes()).await.map_err(|e| {
+        if is_timeout(&e) {
+            timed_out()
+        } else {
+            e
+        }
+    })?;
+    if !body.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        stream.set_write_timeout(Some(left))?;
+        stream
+            .write_all(body)
+            .await
+            .map_err(|e| if is_timeout(&e) { timed_out() } else { e })?;
     }
-    request.push_str("\r\n");
-    stream.set_write_timeout(Some(timeout))?;
-    stream.write_all(request.as_bytes()).await?;
 
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("GET {addr}{target}: no complete response within {timeout:?}"),
-            ));
+            return Err(timed_out());
         }
         stream.set_read_timeout(Some(left))?;
         let len = buf.len();
         buf.resize(len + READ_CHUNK, 0);
-        let n = stream.read(&mut buf[len..]).await?;
+        let n = match stream.read(&mut buf[len..]).await {
+            Ok(n) => n,
+            Err(e) if is_timeout(&e) => return Err(timed_out()),
+            Err(e) => return Err(e),
+        };
         buf.truncate(len + n);
         let eof = n == 0;
         if let Some(response) = decode_response(&buf, eof)? {
@@ -75,10 +110,56 @@ pub async fn get(
         if eof {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("GET {addr}{target}: connection closed mid-response"),
+                format!("{method} {addr}{target}: connection closed mid-response"),
             ));
         }
     }
+}
+
+/// Resolve `addr` (on the blocking pool for a name) and connect, both
+/// within `connect_timeout`.
+async fn connect(addr: &str, connect_timeout: Duration) -> io::Result<TcpStream> {
+    let dial_err = |e: &dyn std::fmt::Display| io::Error::other(format!("dial {addr}: {e}"));
+    let resolve = crate::net::resolve(addr);
+    let give_up = async {
+        glommio::timer::sleep(connect_timeout).await;
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("resolving {addr}: timed out after {connect_timeout:?}"),
+        ))
+    };
+    let sock = futures_lite::future::or(resolve, give_up)
+        .await
+        .map_err(|e| dial_err(&e))?;
+    TcpStream::connect_timeout(sock, connect_timeout)
+        .await
+        .map_err(|e| dial_err(&e))
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+/// The request line and header section.
+fn encode_head(
+    method: &str,
+    addr: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body_len: usize,
+) -> String {
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if body_len > 0 {
+        head.push_str(&format!("Content-Length: {body_len}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
 }
 
 fn invalid(why: &str) -> io::Error {
@@ -161,6 +242,20 @@ mod tests {
         assert_eq!(decode_response(raw, false).unwrap(), None);
         let r = decode_response(raw, true).unwrap().unwrap();
         assert_eq!((r.status, &r.body[..]), (404, &b"nope"[..]));
+    }
+
+    #[test]
+    fn request_head() {
+        let head = encode_head("GET", "h:1", "/ping", &[("Accept", "x")], 0);
+        assert_eq!(
+            head,
+            "GET /ping HTTP/1.1\r\nHost: h:1\r\nConnection: close\r\nAccept: x\r\n\r\n"
+        );
+        let head = encode_head("POST", "h:1", "/auth", &[], 12);
+        assert_eq!(
+            head,
+            "POST /auth HTTP/1.1\r\nHost: h:1\r\nConnection: close\r\nContent-Length: 12\r\n\r\n"
+        );
     }
 
     #[test]
