@@ -116,6 +116,9 @@ fn start_broker(bin: &Path, flags: &[String], log: &Path) -> Result<Broker> {
     let child = Command::new(bin)
         .arg(format!("--tcp-address={tcp}"))
         .arg(format!("--http-address={http_addr}"))
+        // HTTPS listens only with a certificate (the TLS scenarios); keep
+        // it off nsqd's default 0.0.0.0:4152 so runs never collide.
+        .arg("--https-address=127.0.0.1:0")
         .arg(format!("--data-path={}", data_dir.display()))
         .args(flags)
         .stdin(Stdio::null())
