@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod http;
 pub mod lookupd;
 pub mod persist;
+pub mod scripts;
 pub mod tls;
 pub mod wire;
 

@@ -2,67 +2,12 @@
 //! (Node), run as small scripts against a TestNsqd. `./tests/run.sh`
 //! installs them into `tests/.venv` and `tests/compat/node_modules`.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use nsq_tests::{unique_name, TempDir, TestNsqd};
+use anyhow::Result;
+use nsq_tests::{unique_name, TestNsqd};
 
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn tests_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn require(path: &Path, what: &str) -> Result<()> {
-    if !path.exists() {
-        bail!(
-            "{what} is not installed ({} is missing): run the test command `./tests/run.sh`, \
-             which creates tests/.venv and tests/compat/node_modules",
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-/// Runs `program args` (bounded), failing with its output unless it exits 0.
-fn run_script(program: &Path, args: &[String]) -> Result<String> {
-    let dir = TempDir::new("nsq-test-script")?;
-    let out_path = dir.path().join("stdout");
-    let err_path = dir.path().join("stderr");
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(tests_dir().join("compat"))
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path)?)
-        .stderr(File::create(&err_path)?)
-        .spawn()
-        .with_context(|| format!("spawning {}", program.display()))?;
-    let deadline = Instant::now() + SCRIPT_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
-    match status {
-        Some(s) if s.success() => Ok(out),
-        Some(s) => bail!("{} {args:?} failed ({s})\n--- stdout ---\n{out}\n--- stderr ---\n{err}", program.display()),
-        None => bail!(
-            "{} {args:?} still running after {SCRIPT_TIMEOUT:?}, killed\n--- stdout ---\n{out}\n--- stderr ---\n{err}",
-            program.display()
-        ),
-    }
-}
+use nsq_tests::scripts::{require, run_script, tests_dir};
 
 fn script_args(nsqd: &TestNsqd, topic: &str) -> Vec<String> {
     vec![
