@@ -263,17 +263,17 @@ fn nsqjs_tls_deflate() -> Result<()> {
     script_once(nsqjs, NSQJS, TLS_DEFLATE, &[TLS_REQUIRED])
 }
 
-/// nsqd requiring a client certificate signed by its CA: nsqjs presents one.
-#[test]
-fn nsqjs_tls_client_certificate() -> Result<()> {
+/// nsqd requiring a client certificate signed by its CA; the client
+/// (`runner` with `script`) presents one.
+fn client_certificate(runner: fn(ScriptRun) -> Result<()>, script: &str) -> Result<()> {
     let certs = TestCerts::generate()?;
     let ca = format!("--tls-root-ca-file={}", certs.path("ca.pem").display());
     let nsqd = start(
         &certs,
         &["--tls-client-auth-policy=require-verify", &ca, TLS_REQUIRED],
     )?;
-    nsqjs(ScriptRun {
-        script: NSQJS,
+    runner(ScriptRun {
+        script,
         nsqd: &nsqd,
         certs: &certs,
         layers: TLS,
@@ -286,6 +286,12 @@ fn nsqjs_tls_client_certificate() -> Result<()> {
             certs.path("client.key").display().to_string(),
         ],
     })
+}
+
+/// nsqd requiring a client certificate signed by its CA: nsqjs presents one.
+#[test]
+fn nsqjs_tls_client_certificate() -> Result<()> {
+    client_certificate(nsqjs, NSQJS)
 }
 
 #[test]
@@ -322,26 +328,7 @@ fn pynsq_tls_deflate() -> Result<()> {
 /// nsqd requiring a client certificate signed by its CA: pynsq presents one.
 #[test]
 fn pynsq_tls_client_certificate() -> Result<()> {
-    let certs = TestCerts::generate()?;
-    let ca = format!("--tls-root-ca-file={}", certs.path("ca.pem").display());
-    let nsqd = start(
-        &certs,
-        &["--tls-client-auth-policy=require-verify", &ca, TLS_REQUIRED],
-    )?;
-    pynsq(ScriptRun {
-        script: PYNSQ,
-        nsqd: &nsqd,
-        certs: &certs,
-        layers: TLS,
-        channels: 1,
-        count: 50,
-        extra: vec![
-            "--cert".into(),
-            certs.path("client.pem").display().to_string(),
-            "--key".into(),
-            certs.path("client.key").display().to_string(),
-        ],
-    })
+    client_certificate(pynsq, PYNSQ)
 }
 
 /// 8 nsqjs consumers (TLS + snappy, then TLS + deflate) on 8 channels of a

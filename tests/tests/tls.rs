@@ -385,6 +385,19 @@ fn still_serving(nsqd: &TestNsqd) -> Result<()> {
     nsqd.connect()?.pub_ok(&unique_name("alive"), b"x")
 }
 
+/// nsqd answers a failed handshake in plaintext (after any TLS alert) with
+/// `E_IDENTIFY_FAILED`, closes within twice its 5 s deadline, and keeps
+/// serving others.
+fn identify_failed_then_closed(c: &mut RawClient, nsqd: &TestNsqd) -> Result<()> {
+    let answer = c.read_raw_until_closed(Duration::from_secs(10))?;
+    let text = String::from_utf8_lossy(&answer);
+    ensure!(
+        text.contains("E_IDENTIFY_FAILED IDENTIFY failed"),
+        "{text:?}"
+    );
+    still_serving(nsqd)
+}
+
 #[test]
 fn garbage_instead_of_client_hello_is_closed() -> Result<()> {
     let certs = TestCerts::generate()?;
@@ -392,14 +405,7 @@ fn garbage_instead_of_client_hello_is_closed() -> Result<()> {
     let mut c = nsqd.connect()?;
     identify(&mut c, json!({"tls_v1": true}))?;
     c.send_raw(b"this is not a TLS ClientHello\n\n\n\n\n\n")?;
-    // nsqd answers in plaintext (after any TLS alert), then closes.
-    let answer = c.read_raw_until_closed(Duration::from_secs(10))?;
-    let text = String::from_utf8_lossy(&answer);
-    ensure!(
-        text.contains("E_IDENTIFY_FAILED IDENTIFY failed"),
-        "{text:?}"
-    );
-    still_serving(&nsqd)
+    identify_failed_then_closed(&mut c, &nsqd)
 }
 
 #[test]
@@ -410,14 +416,7 @@ fn stalled_handshake_is_bounded() -> Result<()> {
     identify(&mut c, json!({"tls_v1": true}))?;
     // The first bytes of a TLS record header, then silence.
     c.send_raw(&[0x16, 0x03, 0x01])?;
-    // nsqd's handshake deadline is 5 s; allow twice that.
-    let answer = c.read_raw_until_closed(Duration::from_secs(10))?;
-    let text = String::from_utf8_lossy(&answer);
-    ensure!(
-        text.contains("E_IDENTIFY_FAILED IDENTIFY failed"),
-        "{text:?}"
-    );
-    still_serving(&nsqd)
+    identify_failed_then_closed(&mut c, &nsqd)
 }
 
 #[test]
