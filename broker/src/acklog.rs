@@ -1,7 +1,9 @@
 //! The acknowledgement log of a channel: IDs of messages consumers
 //! FINished, on disk, so a restart does not deliver them again.
 //!
-//! Lives on: the channel's owner shard, next to the channel's disk queue.
+//! Lives on: the channel's owner shard, next to the channel's disk queue,
+//! opened and closed with it (`QueueStore`: FIN logs only IDs read from the
+//! channel's own disk, so without that disk there is nothing to log).
 //! Why it exists: the disk queue's committed cursor can only move past a
 //! contiguous prefix of finished records, and is written every
 //! `--sync-timeout`. Without this log a crash replays everything finished
@@ -47,8 +49,15 @@ pub struct AckLog {
 }
 
 impl AckLog {
-    /// Open (or create) the log `name` and return the IDs it holds.
-    pub fn open(data_path: &Path, name: &str, opts: &Options) -> segment::Result<(AckLog, Acked)> {
+    /// Open (or create) the log `name` and return the IDs it holds;
+    /// `files`: the directory's listing if the caller has one. Blocking: on
+    /// the blocking pool, or at startup (`QueueStore`).
+    pub fn open(
+        data_path: &Path,
+        name: &str,
+        opts: &Options,
+        files: Option<&[String]>,
+    ) -> segment::Result<(AckLog, Acked)> {
         let storage = backend::storage(data_path, name)?;
         let seg_opts = segment::Options {
             max_bytes_per_file: opts
@@ -56,7 +65,10 @@ impl AckLog {
                 .clamp(MIN_BYTES_PER_FILE, MAX_BYTES_PER_FILE),
             ..segment::Options::default()
         };
-        let mut queue = DiskQueue::open(storage, name, seg_opts)?;
+        let mut queue = match files {
+            Some(files) => DiskQueue::open_listed(storage, name, seg_opts, files)?,
+            None => DiskQueue::open(storage, name, seg_opts)?,
+        };
         let mut acked = Acked::default();
         let mut previous = Vec::new();
         while let Some(record) = queue.read_next()? {

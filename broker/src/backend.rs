@@ -146,13 +146,15 @@ impl Backend {
     /// pass reads the backlog once (about 3M records/s) from a queue opened
     /// for it alone, so the caller's own open reads from the committed
     /// cursor.
+    /// `files`: the directory's listing if the caller has one.
     pub fn scan_superseding(
         data_path: &Path,
         name: &str,
         opts: &Options,
+        files: Option<&[String]>,
     ) -> segment::Result<Superseded> {
         let mut superseded = Superseded::default();
-        let mut scan = Backend::open(data_path, name, opts)?;
+        let mut scan = Backend::open_listed(data_path, name, opts, files)?;
         loop {
             let pos = scan.queue.read_pos();
             let Some(record) = scan.queue.read_next()? else {
@@ -167,7 +169,21 @@ impl Backend {
     }
 
     /// Open (or create and recover) the queue `name` in `data_path`.
+    /// Blocking (open, fallocate, fsync, a listing): at startup, or on the
+    /// blocking pool (`QueueStore`).
     pub fn open(data_path: &Path, name: &str, opts: &Options) -> segment::Result<Backend> {
+        Backend::open_listed(data_path, name, opts, None)
+    }
+
+    /// [`open`](Self::open) with the directory's listing `files`, if the
+    /// caller has one (one listing for many queues; none for a queue known
+    /// to have no file yet); `None` lists it.
+    pub fn open_listed(
+        data_path: &Path,
+        name: &str,
+        opts: &Options,
+        files: Option<&[String]>,
+    ) -> segment::Result<Backend> {
         let storage = storage(data_path, name)?;
         let seg_opts = segment::Options {
             max_bytes_per_file: opts.max_bytes_per_file.max(MIN_BYTES_PER_FILE),
@@ -176,7 +192,10 @@ impl Backend {
             sync_every: opts.sync_every,
             ..segment::Options::default()
         };
-        let mut queue = DiskQueue::open(storage, name, seg_opts)?;
+        let mut queue = match files {
+            Some(files) => DiskQueue::open_listed(storage, name, seg_opts, files)?,
+            None => DiskQueue::open(storage, name, seg_opts)?,
+        };
         for event in queue.drain_events() {
             crate::log_error!("DISKQUEUE({name}): {event}");
         }

@@ -5,11 +5,13 @@
 //! Lives on: every shard (one `Rc<ShardCtx>` each, shared by its topics and
 //! channels).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use nsq_io::signal::Signal;
+use nsq_io::signal::{Broadcast, Signal};
 
 use crate::config::Options;
 
@@ -34,6 +36,11 @@ pub struct ShardCtx {
     /// pump still gets the CPU nobody else wants).
     pub pump_queue: Option<glommio::TaskQueueHandle>,
     health: RefCell<Option<String>>,
+    /// Per queue name, the stores whose file jobs are running or waiting,
+    /// in order (see [`ShardCtx::queue_turn`]).
+    turns: RefCell<HashMap<String, VecDeque<u64>>>,
+    next_turn: Cell<u64>,
+    turn_changed: Broadcast,
 }
 
 impl ShardCtx {
@@ -46,6 +53,30 @@ impl ShardCtx {
             sync_wake: Signal::new(),
             pump_queue: None,
             health: RefCell::new(None),
+            turns: RefCell::new(HashMap::new()),
+            next_turn: Cell::new(0),
+            turn_changed: Broadcast::new(),
+        }
+    }
+
+    /// Stand in line to work on the files of queue `name`
+    /// ([`QueueTurn::wait`]): a topic or channel deleted and created again
+    /// has two stores of one queue for a moment, and the new one must not
+    /// look at the files before the old one removed them. First come, first
+    /// served (the order of this call, not of the waits); the turn ends when
+    /// the guard is dropped.
+    pub fn queue_turn(self: &Rc<Self>, name: &str) -> QueueTurn {
+        let id = self.next_turn.get();
+        self.next_turn.set(id + 1);
+        self.turns
+            .borrow_mut()
+            .entry(name.to_string())
+            .or_default()
+            .push_back(id);
+        QueueTurn {
+            ctx: self.clone(),
+            name: name.to_string(),
+            id,
         }
     }
 
@@ -90,5 +121,46 @@ impl ShardCtx {
     /// The last disk error, if still unhealthy.
     pub fn health_error(&self) -> Option<String> {
         self.health.borrow().clone()
+    }
+}
+
+/// A store's turn on a queue's files (see [`ShardCtx::queue_turn`]).
+#[derive(Debug)]
+pub struct QueueTurn {
+    ctx: Rc<ShardCtx>,
+    name: String,
+    id: u64,
+}
+
+impl QueueTurn {
+    /// Wait until every earlier turn on this queue ended.
+    pub async fn wait(&self) {
+        loop {
+            let first = self
+                .ctx
+                .turns
+                .borrow()
+                .get(&self.name)
+                .and_then(|line| line.front().copied());
+            if first == Some(self.id) {
+                return;
+            }
+            let seen = self.ctx.turn_changed.generation();
+            self.ctx.turn_changed.changed(seen).await;
+        }
+    }
+}
+
+impl Drop for QueueTurn {
+    fn drop(&mut self) {
+        let mut turns = self.ctx.turns.borrow_mut();
+        if let Some(line) = turns.get_mut(&self.name) {
+            line.retain(|id| *id != self.id);
+            if line.is_empty() {
+                turns.remove(&self.name);
+            }
+        }
+        drop(turns);
+        self.ctx.turn_changed.notify_all();
     }
 }

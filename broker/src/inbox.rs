@@ -24,9 +24,22 @@ pub async fn run(shard: Rc<Shard>, rx: ConnectedReceiver<ShardMsg>) {
                 msgs,
                 ack,
             } => {
-                shard.deliver(&topic, &channels, msgs);
+                let unsettled = shard.deliver(&topic, &channels, msgs);
                 if let Some(ack) = ack {
-                    let _ = ack.send(());
+                    if unsettled.is_empty() {
+                        let _ = ack.send(());
+                    } else {
+                        // A channel's disk is opening (blocking pool, not
+                        // another shard): acknowledge once it wrote the
+                        // batch, without holding up this queue.
+                        glommio::spawn_local(async move {
+                            for ch in unsettled {
+                                ch.settled().await;
+                            }
+                            let _ = ack.send(());
+                        })
+                        .detach();
+                    }
                 }
             }
             ShardMsg::Adopt(handoff) => {

@@ -9,7 +9,11 @@
 //!
 //! Storage (`QueueStore`): the memory queue holds up to `--mem-queue-size`
 //! messages; the rest go to the channel's disk queue, read back when the
-//! memory queue is empty. A message read from disk stays on disk until it is
+//! memory queue is empty. The disk queue (and the acknowledgement log with
+//! it) is opened off the core, only once needed: at 3/4 of the memory bound
+//! (at creation with `--mem-queue-size=0`); what must go to disk before it
+//! is open is held by the store and written once it is (the topic waits
+//! for that before releasing a batch read from its own disk). A message read from disk stays on disk until it is
 //! FINished (`recovery` remembers its record): a crash replays it instead of
 //! losing it. With `--mem-queue-size=0` every message, deferred ones
 //! included, goes through disk, so nothing acknowledged is held only in
@@ -36,7 +40,7 @@ use crate::backend::SyncKind;
 use crate::client::Client;
 use crate::ctx::ShardCtx;
 use crate::message::Message;
-use crate::queue_store::QueueStore;
+use crate::queue_store::{DiskSpec, Kind, QueueStore, Start};
 use crate::stats::snapshot::{ChannelStats, E2eLatency};
 use deferred::DeferredQueue;
 use inflight::{InFlight, InFlightError, InFlightTable};
@@ -79,44 +83,61 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// Create the channel (opening or recovering its disk queue) and start
-    /// its timer task on the current shard.
-    pub fn create(topic: Rc<str>, name: &str, ctx: Rc<ShardCtx>) -> Rc<Channel> {
+    /// Create the channel and start its timer task on the current shard.
+    /// Its disk queue starts as `start` says (see `QueueStore`): at run
+    /// time probed for leftover files on the blocking pool, never opened on
+    /// the core.
+    pub fn create(topic: Rc<str>, name: &str, ctx: Rc<ShardCtx>, start: Start) -> Rc<Channel> {
         let ephemeral = nsq_proto::names::is_ephemeral(name);
-        let mut recovery = Recovery::default();
-        let disk = (!ephemeral).then(|| {
-            // `~` never occurs in names: no two queues share a file prefix.
-            let queue = format!("{topic}:{name}~");
-            Recovery::open(&ctx.data_path, &queue, &ctx.opts).map(|(backend, found)| {
-                recovery = found;
-                backend
-            })
-        });
-        let store = QueueStore::new(
-            ctx.clone(),
-            format!("CHANNEL({topic}:{name})"),
-            ctx.opts.mem_queue_size as usize,
-            disk,
-        );
-        let channel = Rc::new(Channel {
-            ephemeral,
-            name: Rc::from(name),
-            topic,
-            ctx,
-            store,
-            recovery: RefCell::new(recovery),
-            in_flight: RefCell::new(InFlightTable::default()),
-            deferred: RefCell::new(DeferredQueue::default()),
-            consumers: RefCell::new(Vec::new()),
-            cursor: Cell::new(0),
-            paused: Cell::new(false),
-            deleted: Cell::new(false),
-            message_count: Cell::new(0),
-            requeue_count: Cell::new(0),
-            timeout_count: Cell::new(0),
-            timer_wake: Signal::new(),
-            timer_at: Cell::new(None),
-            rng: Cell::new(RNG_SEED ^ (crate::message::now_ns() as u64)),
+        let capacity = ctx.opts.mem_queue_size as usize;
+        let channel = Rc::new_cyclic(|me: &std::rc::Weak<Channel>| {
+            let me = me.clone();
+            let disk = (!ephemeral).then(|| DiskSpec {
+                name: queue_name(&topic, name),
+                kind: Kind::Channel,
+                start,
+                eager: capacity == 0,
+                // Runs after the disk opened (or failed), held messages
+                // written: take what the open found, then deliver.
+                on_ready: Box::new(move |found| {
+                    if let Some(ch) = me.upgrade() {
+                        if let Some(found) = found {
+                            ch.recovery.borrow_mut().install(found);
+                        }
+                        ch.dispatch();
+                    }
+                }),
+            });
+            let (store, found) = QueueStore::new(
+                ctx.clone(),
+                format!("CHANNEL({topic}:{name})"),
+                capacity,
+                disk,
+            );
+            let mut recovery = Recovery::default();
+            if let Some(found) = found {
+                recovery.install(found);
+            }
+            Channel {
+                ephemeral,
+                name: Rc::from(name),
+                topic,
+                ctx,
+                store,
+                recovery: RefCell::new(recovery),
+                in_flight: RefCell::new(InFlightTable::default()),
+                deferred: RefCell::new(DeferredQueue::default()),
+                consumers: RefCell::new(Vec::new()),
+                cursor: Cell::new(0),
+                paused: Cell::new(false),
+                deleted: Cell::new(false),
+                message_count: Cell::new(0),
+                requeue_count: Cell::new(0),
+                timeout_count: Cell::new(0),
+                timer_wake: Signal::new(),
+                timer_at: Cell::new(None),
+                rng: Cell::new(RNG_SEED ^ (crate::message::now_ns() as u64)),
+            }
         });
         glommio::spawn_local(timer_loop(
             Rc::downgrade(&channel),
@@ -124,6 +145,19 @@ impl Channel {
         ))
         .detach();
         channel
+    }
+
+    /// Nothing waits to be written to the channel's disk (see
+    /// [`settled`](Self::settled)).
+    pub fn is_settled(&self) -> bool {
+        self.store.is_settled()
+    }
+
+    /// Wait until what the channel holds for its disk while that opens is
+    /// written: a topic part releases a batch read from its own disk only
+    /// once every channel stored it (durability sequence, step 5).
+    pub async fn settled(&self) {
+        self.store.settled().await;
     }
 
     /// Accept a batch handed over by a topic part, then deliver once for
@@ -152,7 +186,8 @@ impl Channel {
     }
 
     /// Write messages that do not fit in memory to disk in one batch
-    /// (deferred ones keep their due time in the record).
+    /// (deferred ones keep their due time in the record). While the disk
+    /// opens the store holds them and writes them once it is open.
     fn spill(&self, msgs: &[Message]) {
         self.message_count
             .set(self.message_count.get() + msgs.len() as u64);
@@ -225,6 +260,7 @@ impl Channel {
         };
         self.store.finish(&[pos]);
         if ack {
+            self.store.ack(*id);
             self.recovery.borrow_mut().ack(*id);
         }
     }
@@ -462,7 +498,7 @@ impl Channel {
         self.in_flight.borrow_mut().clear();
         self.deferred.borrow_mut().clear();
         self.recovery.borrow_mut().clear();
-        self.store.empty(Some(&self.recovery));
+        self.store.empty();
         for c in self.consumers.borrow().iter() {
             c.reset_in_flight();
         }
@@ -472,7 +508,7 @@ impl Channel {
     pub fn delete(&self) {
         self.empty();
         self.deleted.set(true);
-        self.store.delete(Some(&self.recovery));
+        self.store.delete();
         self.timer_wake.notify();
         let consumers = std::mem::take(&mut *self.consumers.borrow_mut());
         for c in consumers {
@@ -503,7 +539,7 @@ impl Channel {
         keep.extend(self.deferred.borrow_mut().clear());
         let origins = self.recovery.borrow_mut().take_origins();
         let only_in_memory = keep.iter().filter(|m| !origins.contains_key(&m.id));
-        self.store.close(only_in_memory, Some(&self.recovery)).await;
+        self.store.close(only_in_memory).await;
         let consumers = std::mem::take(&mut *self.consumers.borrow_mut());
         for c in consumers {
             c.close();
@@ -513,7 +549,7 @@ impl Channel {
     /// The shard's sync task (see `QueueStore::sync_if_needed`); the
     /// acknowledgement log is written with it.
     pub async fn sync_if_needed(&self, kind: SyncKind) {
-        self.store.sync_if_needed(kind, Some(&self.recovery)).await;
+        self.store.sync_if_needed(kind).await;
     }
 
     /// Snapshot for /stats.
@@ -535,6 +571,12 @@ impl Channel {
             e2e_processing_latency: E2eLatency::default(),
         }
     }
+}
+
+/// The disk queue name of a channel: `~` and `:` cannot occur in names, so
+/// no two queues share a file prefix.
+pub fn queue_name(topic: &str, channel: &str) -> String {
+    format!("{topic}:{channel}~")
 }
 
 /// Sleeps until the channel's next in-flight deadline or deferral is due

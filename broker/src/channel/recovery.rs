@@ -12,46 +12,40 @@
 //!   [`Recovery::admit`] remembers its record in `origins`.
 //! - Step 7: FIN: [`Recovery::release`] gives back the record to finish in
 //!   the disk queue (the committed cursor moves past the finished prefix) and
-//!   [`Recovery::ack`] appends the ID to the acknowledgement log.
+//!   the channel appends the ID to the acknowledgement log
+//!   (`QueueStore::ack`; [`Recovery::ack`] remembers it in the replay
+//!   window).
 //! - Step 8: the log is written before each sync of the channel's disk queue
-//!   and rewritten after each full sync ([`Companion`]).
-//! - At open ([`Recovery::open`]): rule 2's scan for superseding records,
-//!   then rule 1's acknowledged IDs. While reading the disk queue,
-//!   [`Recovery::admit`] is the duplicate check of rules 1 to 3.
+//!   and rewritten after each full sync (`QueueStore`, which keeps it with
+//!   the queue: it is opened, emptied and deleted with it).
+//! - At open (`QueueStore`, on the blocking pool or at startup): rule 2's
+//!   scan for superseding records, then rule 1's acknowledged IDs, handed
+//!   over in a `Found` ([`Recovery::install`]). While reading the disk
+//!   queue, [`Recovery::admit`] is the duplicate check of rules 1 to 3.
 
-use std::cell::RefCell;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nsq_io::segment::{self, Pos};
+use nsq_io::segment::Pos;
 use nsq_proto::MessageId;
 
 use super::inflight::InFlightTable;
-use crate::acklog::{AckLog, Acked};
-use crate::backend::{Backend, Superseded};
-use crate::config::Options;
+use crate::acklog::Acked;
+use crate::backend::Superseded;
 use crate::idmap::IdMap;
-use crate::queue_store::Companion;
+use crate::queue_store::Found;
 
 /// How long after a restart that found acks or a backlog new FINs are
 /// remembered in memory too (rule 1).
 const REPLAY_WINDOW: Duration = Duration::from_secs(60);
 
-/// Appended to the channel's queue name to name its acknowledgement log.
-const ACKLOG_SUFFIX: &str = "acks";
-
 /// One channel's recovery state. Lives on: the channel's owner shard.
 #[derive(Debug, Default)]
 pub struct Recovery {
-    /// The channel's disk queue name (for log lines).
-    name: Box<str>,
     /// Step 6: messages read from disk and not finished: their records.
     origins: IdMap<Pos>,
     /// Rule 2: found at open, records replaced by a later superseding one
     /// with the same ID: the position of that later record.
     superseded: Superseded,
-    /// Step 7: the log of FINished IDs (none without a disk queue).
-    acks: Option<AckLog>,
     /// Rule 1: IDs acknowledged before the restart, and within the replay
     /// window after it, new ones.
     acked: Acked,
@@ -63,29 +57,17 @@ pub struct Recovery {
 }
 
 impl Recovery {
-    /// Open the channel's disk queue `name` and its recovery state: one pass
-    /// over the unconsumed records for superseding ones (rule 2), then the
-    /// queue itself, then the acknowledgement log (rule 1). A restart that
-    /// found acks or a backlog opens the replay window.
-    pub fn open(
-        data_path: &Path,
-        name: &str,
-        opts: &Options,
-    ) -> segment::Result<(Backend, Recovery)> {
-        let superseded = Backend::scan_superseding(data_path, name, opts)?;
-        let backend = Backend::open(data_path, name, opts)?;
-        let (acks, acked) = AckLog::open(data_path, &format!("{name}{ACKLOG_SUFFIX}"), opts)?;
-        let window_until =
-            (!acked.is_empty() || backend.depth() > 0).then(|| Instant::now() + REPLAY_WINDOW);
-        let recovery = Recovery {
-            name: name.into(),
-            origins: IdMap::default(),
-            superseded,
-            acks: Some(acks),
-            acked,
-            window_until,
-        };
-        Ok((backend, recovery))
+    /// What opening the channel's disk queue found: the records superseding
+    /// ones replace (rule 2) and the acknowledged IDs (rule 1). A queue
+    /// that had acks or a backlog opens the replay window. Merged: the disk
+    /// may open after the channel started (lazily, or a leftover found at
+    /// run time).
+    pub fn install(&mut self, found: Found) {
+        if !found.acked.is_empty() || found.backlog {
+            self.window_until = Some(Instant::now() + REPLAY_WINDOW);
+        }
+        self.superseded.extend(found.superseded);
+        self.acked.extend(found.acked);
     }
 
     /// Step 6, and the duplicate check after a restart: the record of `id`
@@ -129,14 +111,10 @@ impl Recovery {
         self.origins.remove(id)
     }
 
-    /// Step 7: a consumer FINished `id`: log it, so a restart skips copies
-    /// (rule 1); in the replay window, remember it in memory too.
+    /// Step 7: a consumer FINished `id` (logged by the channel's store):
+    /// in the replay window, remember it in memory too, so a copy a topic
+    /// part hands over again is skipped (rule 1).
     pub fn ack(&mut self, id: MessageId) {
-        if let Some(acks) = self.acks.as_mut() {
-            if let Err(e) = acks.add(id) {
-                crate::log_error!("ACKLOG({}): {e}", self.name);
-            }
-        }
         if let Some(until) = self.window_until {
             if Instant::now() < until {
                 self.acked.insert(id, ());
@@ -158,34 +136,6 @@ impl Recovery {
         self.superseded.clear();
         self.acked.clear();
     }
-}
-
-/// Step 8: the acknowledgement log follows the channel's disk queue.
-impl Companion for RefCell<Recovery> {
-    fn before_sync(&self) -> segment::Result<()> {
-        with_acks(self, AckLog::flush)
-    }
-
-    /// The cursor is durable now: older acks are no longer needed.
-    fn after_full_sync(&self) -> segment::Result<()> {
-        with_acks(self, AckLog::compact)
-    }
-
-    fn empty(&self) -> segment::Result<()> {
-        with_acks(self, AckLog::empty)
-    }
-
-    fn delete(&self) -> segment::Result<()> {
-        self.borrow_mut().acks.take().map_or(Ok(()), AckLog::delete)
-    }
-}
-
-/// Run `op` on the acknowledgement log, if the channel has one.
-fn with_acks(
-    recovery: &RefCell<Recovery>,
-    op: impl FnOnce(&mut AckLog) -> segment::Result<()>,
-) -> segment::Result<()> {
-    recovery.borrow_mut().acks.as_mut().map_or(Ok(()), op)
 }
 
 #[cfg(test)]

@@ -22,15 +22,16 @@ fn topic_from_query(shard: &Rc<Shard>, req: &Request) -> Result<Rc<Topic>, Reply
     Ok(shard.get_or_create_topic(name))
 }
 
-/// Answer a publish: OK once stored, or with `--ack-after-fsync` once the
-/// fdatasync covering it is done.
+/// Answer a publish: OK once stored (held while the disk queue opens: once
+/// written), or with `--ack-after-fsync` once the fdatasync covering it is
+/// done.
 async fn stored(topic: &Topic, result: Result<Stored, PutError>) -> Reply {
     match result {
-        Ok(Stored::Disk(pos)) if topic.durable_acks() => match topic.wait_durable(pos).await {
+        Ok(Stored::Disk(_)) if !topic.durable_acks() => Reply::Text(b"OK".to_vec()),
+        Ok(stored) => match topic.wait_durable(stored).await {
             Ok(()) => Reply::Text(b"OK".to_vec()),
             Err(_) => Reply::Err(500, "INTERNAL_ERROR"),
         },
-        Ok(_) => Reply::Text(b"OK".to_vec()),
         Err(PutError::Exiting) => Reply::Err(503, "EXITING"),
         // A full disk or an I/O error (nsqd answers 503 EXITING for any
         // put error; the disk case is a server error, so 500).

@@ -8,7 +8,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use nsq_io::segment::Pos;
 use nsq_proto::{Command, ErrorCode, MessageId};
 
 use super::conn::Conn;
@@ -47,13 +46,15 @@ pub enum Next {
     Continue,
     /// Close the connection (after flushing what is queued).
     Close,
-    /// `--ack-after-fsync`: answer `OK` once the topic's disk queue is
-    /// durable up to `pos` (the loop waits, keeping responses in order).
+    /// Answer `OK` once the publish is stored as promised
+    /// (`Topic::wait_durable`): with `--ack-after-fsync` once the topic's
+    /// disk queue is durable up to it; a publish held while the disk queue
+    /// opens, once written. The loop waits, keeping responses in order.
     AwaitDurable {
         /// The topic part written to.
         topic: Rc<Topic>,
-        /// Position after the last message of the command.
-        pos: Pos,
+        /// Where the command's messages went.
+        pos: Stored,
         /// Error code if the sync fails.
         code: ErrorCode,
     },
@@ -162,9 +163,14 @@ impl Conn {
     /// OK now, or after the fdatasync with `--ack-after-fsync`.
     fn acknowledge(&self, part: Rc<Topic>, stored: Stored, code: ErrorCode) -> Next {
         match stored {
-            Stored::Disk(pos) if part.durable_acks() => Next::AwaitDurable {
+            Stored::Disk(_) if part.durable_acks() => Next::AwaitDurable {
                 topic: part,
-                pos,
+                pos: stored,
+                code,
+            },
+            Stored::Pending(_) => Next::AwaitDurable {
+                topic: part,
+                pos: stored,
                 code,
             },
             _ => {

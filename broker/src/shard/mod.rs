@@ -36,6 +36,7 @@ use crate::metadata::{self, ChannelMeta, Metadata, TopicMeta};
 use crate::peers::msg::{ControlOp, ControlReply, ShardMsg};
 use crate::peers::routing;
 use crate::peers::Peers;
+use crate::queue_store::{Inventory, Kind, Start};
 use crate::stats::snapshot::{ClientStats, TopicStats};
 use crate::topic::{ChannelRef, Topic};
 use nsq_io::signal::Signal;
@@ -170,14 +171,37 @@ impl Shard {
     /// Recreate the topics and channels of nsqd.dat. Every shard runs this
     /// with the same list before accepting connections,
     /// so no announcement is needed: each shard builds the full picture.
+    ///
+    /// The data directory is listed once here (not once per queue): queues
+    /// without files start absent, the others are opened right away, on
+    /// this thread, since the shard does not serve yet. If the listing
+    /// fails every queue is probed on the blocking pool instead.
     pub fn restore(self: &Rc<Self>, topics: &[TopicMeta]) {
+        let mut inventory = match Inventory::list(self.data_path()) {
+            Ok(inventory) => Some(inventory),
+            Err(e) => {
+                crate::log_error!("listing {} - {e}", self.data_path().display());
+                None
+            }
+        };
+        let mut start = |queue: &str, kind: Kind| match inventory.as_mut() {
+            Some(inventory) => Start::Listed(inventory.take(queue, kind)),
+            None => Start::Probe,
+        };
         for meta in topics {
-            let part = self.open_topic_part(&meta.name);
+            let queue = crate::topic::queue_name(&meta.name, self.id());
+            let part = self.open_topic_part(&meta.name, start(&queue, Kind::Topic));
             part.set_paused(meta.paused);
             for channel in meta.channels.iter().flatten() {
                 let owner = routing::owner_of(&meta.name, &channel.name, self.shards());
                 if owner == self.id() {
-                    let ch = Channel::create(part.name.clone(), &channel.name, self.ctx.clone());
+                    let queue = crate::channel::queue_name(&meta.name, &channel.name);
+                    let ch = Channel::create(
+                        part.name.clone(),
+                        &channel.name,
+                        self.ctx.clone(),
+                        start(&queue, Kind::Channel),
+                    );
                     ch.set_paused(channel.paused);
                     part.add_channel(ChannelRef::Local(ch));
                 } else {
@@ -411,7 +435,7 @@ impl Shard {
         if let Some(t) = self.topic(name) {
             return t;
         }
-        let topic = self.open_topic_part(name);
+        let topic = self.open_topic_part(name, Start::Probe);
         if self.precreates_channels() {
             topic.hold();
             let part = Rc::downgrade(&topic);
@@ -426,12 +450,12 @@ impl Shard {
         topic
     }
 
-    /// Open a topic part and register it (startup restore: never held).
-    fn open_topic_part(self: &Rc<Self>, name: &str) -> Rc<Topic> {
+    /// Create a topic part and register it (startup restore: never held).
+    fn open_topic_part(self: &Rc<Self>, name: &str, start: Start) -> Rc<Topic> {
         if let Some(t) = self.topic(name) {
             return t;
         }
-        let topic = Topic::create(name, &self.ctx, &self.peers);
+        let topic = Topic::create(name, &self.ctx, &self.peers, start);
         self.topics
             .borrow_mut()
             .insert(name.to_string(), topic.clone());
@@ -456,7 +480,7 @@ impl Shard {
         if let Some(ch) = part.local_channel(channel) {
             return ch;
         }
-        let ch = Channel::create(part.name.clone(), channel, self.ctx.clone());
+        let ch = Channel::create(part.name.clone(), channel, self.ctx.clone(), Start::Probe);
         part.add_channel(ChannelRef::Local(ch.clone()));
         self.notify_lookup(Event::Register(
             topic.to_string(),
@@ -562,9 +586,17 @@ impl Shard {
     }
 
     /// Apply a batch of messages handed over by another shard's topic part.
-    pub fn deliver(&self, topic: &str, channels: &[String], msgs: Vec<Message>) {
+    /// Returns the channels that hold part of it for their disk while that
+    /// opens: a batch read from the sender's disk is acknowledged only once
+    /// they wrote it (`Channel::settled`).
+    pub fn deliver(
+        &self,
+        topic: &str,
+        channels: &[String],
+        msgs: Vec<Message>,
+    ) -> Vec<Rc<Channel>> {
         let Some(part) = self.topic(topic) else {
-            return;
+            return Vec::new();
         };
         let targets: Vec<Rc<Channel>> = channels
             .iter()
@@ -573,5 +605,6 @@ impl Shard {
         for ch in &targets {
             ch.put_batch(&msgs);
         }
+        targets.into_iter().filter(|ch| !ch.is_settled()).collect()
     }
 }

@@ -13,7 +13,13 @@
 //! channels other shards own. That hand-off is the only time a message
 //! crosses cores. A message read from the part's disk queue is finished there
 //! (so a restart does not replay it) only after every channel has stored it,
-//! remote ones included (they acknowledge the batch).
+//! remote ones included (they acknowledge the batch, once stored: a channel
+//! whose disk is still opening holds the batch until it is written).
+//!
+//! The part's disk queue is opened off the core and only when needed (see
+//! `QueueStore`): a publish that must go to disk while it is not open yet
+//! is held and acknowledged once written ([`Stored::Pending`]); a publish
+//! to memory or to an open disk never waits for anything new.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
@@ -21,13 +27,13 @@ use std::rc::{Rc, Weak};
 use nsq_io::segment::Pos;
 use nsq_io::signal::Signal;
 
-use crate::backend::{Backend, SyncKind};
+use crate::backend::SyncKind;
 use crate::channel::Channel;
 use crate::ctx::ShardCtx;
 use crate::message::Message;
 use crate::peers::msg::ShardMsg;
 use crate::peers::Peers;
-use crate::queue_store::{QueueStore, StoreError};
+use crate::queue_store::{DiskSpec, Kind, QueueStore, Start, StoreError, Ticket, Written};
 use crate::stats::snapshot::{E2eLatency, TopicStats};
 
 /// Most messages moved per pump step: bounds the time one topic holds the core.
@@ -82,12 +88,16 @@ impl std::fmt::Display for PutError {
 }
 
 /// Where a publish was stored.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Stored {
     /// In the memory queue (or dropped: ephemeral overflow, as nsqd).
     Memory,
     /// In the disk queue, ending at this position.
     Disk(Pos),
+    /// Held while the disk queue opens (off the core): answer the publisher
+    /// only once it is written ([`Topic::wait_durable`]), so an
+    /// acknowledged message is on disk as with an open queue.
+    Pending(Ticket),
 }
 
 /// One topic's part on this shard.
@@ -122,42 +132,56 @@ pub struct Topic {
 
 /// The disk queue name of a topic part: `~` cannot occur in topic names, so
 /// parts of different topics never share a file prefix.
-fn queue_name(topic: &str, shard: usize) -> String {
+pub fn queue_name(topic: &str, shard: usize) -> String {
     format!("{topic}~{shard}")
 }
 
 impl Topic {
-    /// Create a part (opening or recovering its disk queue) and start its pump.
-    pub fn create(name: &str, ctx: &Rc<ShardCtx>, peers: &Rc<Peers>) -> Rc<Topic> {
+    /// Create a part and start its pump. Its disk queue starts as `start`
+    /// says (see `QueueStore`): at run time probed for leftover files on the
+    /// blocking pool, never opened on the core.
+    pub fn create(name: &str, ctx: &Rc<ShardCtx>, peers: &Rc<Peers>, start: Start) -> Rc<Topic> {
         let ctx = ctx.clone();
         let ephemeral = nsq_proto::names::is_ephemeral(name);
-        // Without a disk queue (failed to open: unhealthy), publishes stay
-        // in memory and fail past the bound.
-        let disk = (!ephemeral)
-            .then(|| Backend::open(&ctx.data_path, &queue_name(name, ctx.shard), &ctx.opts));
-        let topic = Rc::new(Topic {
-            name: Rc::from(name),
-            ephemeral,
-            // A topic has a part on every shard; together they hold at most
-            // --mem-queue-size messages in memory, as nsqd's one queue does.
-            store: QueueStore::new(
-                ctx.clone(),
-                format!("TOPIC({name})"),
-                (ctx.opts.mem_queue_size as usize).div_ceil(peers.shards),
-                disk,
-            ),
-            durable_acks: ctx.opts.ack_after_fsync && !ephemeral,
-            ctx,
-            channels: RefCell::new(Vec::new()),
-            paused: Cell::new(false),
-            held: Cell::new(false),
-            deleted: Cell::new(false),
-            closing: Cell::new(false),
-            pumping: Cell::new(false),
-            pump_idle: Signal::new(),
-            message_count: Cell::new(0),
-            message_bytes: Cell::new(0),
-            wake: Signal::new(),
+        let durable_acks = ctx.opts.ack_after_fsync && !ephemeral;
+        // A topic has a part on every shard; together they hold at most
+        // --mem-queue-size messages in memory, as nsqd's one queue does.
+        let capacity = (ctx.opts.mem_queue_size as usize).div_ceil(peers.shards);
+        let topic = Rc::new_cyclic(|me: &Weak<Topic>| {
+            let me = me.clone();
+            // Without a disk queue (failed to open: unhealthy), publishes
+            // stay in memory and fail past the bound.
+            let disk = (!ephemeral).then(|| DiskSpec {
+                name: queue_name(name, ctx.shard),
+                kind: Kind::Topic,
+                start,
+                eager: capacity == 0 || durable_acks,
+                // Opened (a leftover backlog, held publishes written): hand
+                // them out.
+                on_ready: Box::new(move |_| {
+                    if let Some(t) = me.upgrade() {
+                        t.wake.notify();
+                    }
+                }),
+            });
+            let (store, _) = QueueStore::new(ctx.clone(), format!("TOPIC({name})"), capacity, disk);
+            Topic {
+                name: Rc::from(name),
+                ephemeral,
+                store,
+                durable_acks,
+                ctx,
+                channels: RefCell::new(Vec::new()),
+                paused: Cell::new(false),
+                held: Cell::new(false),
+                deleted: Cell::new(false),
+                closing: Cell::new(false),
+                pumping: Cell::new(false),
+                pump_idle: Signal::new(),
+                message_count: Cell::new(0),
+                message_bytes: Cell::new(0),
+                wake: Signal::new(),
+            }
         });
         topic
             .ctx
@@ -203,7 +227,8 @@ impl Topic {
             return Ok(Stored::Memory);
         }
         let stored = match self.store.append_batch(&msgs)? {
-            Some(pos) => Stored::Disk(pos),
+            Some(Written::At(pos)) => Stored::Disk(pos),
+            Some(Written::Held(ticket)) => Stored::Pending(ticket),
             None => Stored::Memory,
         };
         self.wake.notify();
@@ -216,16 +241,27 @@ impl Topic {
             return Ok(Stored::Memory);
         }
         match self.store.append(&msg) {
-            Ok(pos) => Ok(Stored::Disk(pos)),
+            Ok(Written::At(pos)) => Ok(Stored::Disk(pos)),
+            Ok(Written::Held(ticket)) => Ok(Stored::Pending(ticket)),
             // nsqd's ephemeral topics drop what does not fit in memory.
             Err(StoreError::NoDisk) if self.ephemeral => Ok(Stored::Memory),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Wait until the disk queue is durable up to `pos`: group commit (see
-    /// `QueueStore::wait_durable`).
-    pub async fn wait_durable(&self, pos: Pos) -> Result<(), String> {
+    /// Wait until a publish stored as `stored` may be acknowledged: a held
+    /// one until it is written; with `--ack-after-fsync` until the disk
+    /// queue is durable up to it (group commit, see
+    /// `QueueStore::wait_durable`). Memory: at once.
+    pub async fn wait_durable(&self, stored: Stored) -> Result<(), String> {
+        let pos = match stored {
+            Stored::Memory => return Ok(()),
+            Stored::Disk(pos) => pos,
+            Stored::Pending(ticket) => match self.store.wait_written(&ticket).await? {
+                Some(pos) if self.durable_acks => pos,
+                _ => return Ok(()),
+            },
+        };
         self.store.wait_durable(pos).await
     }
 
@@ -312,13 +348,13 @@ impl Topic {
 
     /// Drop the messages queued in this part, memory and disk (nsqd `Empty`).
     pub fn empty(&self) {
-        self.store.empty(None);
+        self.store.empty();
     }
 
     /// Delete this part, its files, and the channels this shard owns.
     pub fn delete(&self) {
         self.deleted.set(true);
-        self.store.delete(None);
+        self.store.delete();
         let channels = std::mem::take(&mut *self.channels.borrow_mut());
         for c in channels {
             if let ChannelRef::Local(ch) = c {
@@ -344,12 +380,12 @@ impl Topic {
         self.deleted.set(true);
         self.wake.notify();
         let msgs = self.store.take_memory();
-        self.store.close(&msgs, None).await;
+        self.store.close(&msgs).await;
     }
 
     /// The shard's sync task (see `QueueStore::sync_if_needed`).
     pub async fn sync_if_needed(&self, kind: SyncKind) {
-        self.store.sync_if_needed(kind, None).await;
+        self.store.sync_if_needed(kind).await;
     }
 
     /// Snapshot for /stats: this part's counts and the channels it owns.
@@ -429,10 +465,19 @@ async fn pump(topic: Weak<Topic>, peers: Rc<Peers>) {
             t.pumping.set(true);
             let guard = PumpGuard(Rc::downgrade(&t));
             let channels = t.channels.borrow().clone();
+            let from_disk = !positions.is_empty();
             let mut remote: Vec<(usize, Vec<String>)> = Vec::new();
+            // Local channels holding part of a batch from disk while their
+            // own disk opens: released only once written.
+            let mut unsettled = Vec::new();
             for c in &channels {
                 match c {
-                    ChannelRef::Local(ch) => ch.put_batch(&batch),
+                    ChannelRef::Local(ch) => {
+                        ch.put_batch(&batch);
+                        if from_disk && !ch.is_settled() {
+                            unsettled.push(ch.clone());
+                        }
+                    }
                     ChannelRef::Remote { shard, name } => {
                         match remote.iter_mut().find(|(s, _)| s == shard) {
                             Some((_, names)) => names.push(name.to_string()),
@@ -443,7 +488,6 @@ async fn pump(topic: Weak<Topic>, peers: Rc<Peers>) {
             }
             let name = t.name.to_string();
             drop(t);
-            let from_disk = !positions.is_empty();
             let mut acks = Vec::new();
             for (to, names) in remote {
                 let (ack, acked) = if from_disk {
@@ -467,6 +511,9 @@ async fn pump(topic: Weak<Topic>, peers: Rc<Peers>) {
             // A message read from disk is finished here only once every
             // channel has stored it.
             let mut all_stored = true;
+            for ch in unsettled {
+                ch.settled().await;
+            }
             for rx in acks {
                 all_stored &= rx.recv_async().await.is_ok();
             }

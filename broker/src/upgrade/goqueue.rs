@@ -90,7 +90,7 @@ impl QueueId {
     }
 
     /// Our disk queue: must match `topic::queue_name(topic, 0)` and the
-    /// channel's queue name in `channel::Channel::create`.
+    /// channel's `channel::queue_name`.
     pub(super) fn our_name(&self) -> String {
         match &self.channel {
             None => format!("{}~0", self.topic),

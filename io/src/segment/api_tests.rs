@@ -147,6 +147,48 @@ fn delete_removes_every_file_of_the_queue_only() {
     assert_eq!(drain(&mut other), vec![0, 1, 2]);
 }
 
+/// The meta is removed last, and not at all if another file could not be
+/// removed: a queue without a meta has no data left.
+#[test]
+fn delete_removes_the_meta_last() {
+    let s = super::Faulty::new(MemStorage::new());
+    let mut q = DiskQueue::open(s.clone(), "q", small()).unwrap();
+    fill(&mut q, 0, 30, 84);
+    q.sync().unwrap();
+    s.arm(super::FaultOp::Remove, 0, super::Fault::Eio);
+    assert!(q.delete().is_err());
+    assert!(s.list().unwrap().contains(&super::meta_file("q")));
+    let s = super::Faulty::new(MemStorage::new());
+    let mut q = DiskQueue::open(s.clone(), "q", small()).unwrap();
+    fill(&mut q, 0, 30, 84);
+    q.sync().unwrap();
+    let segments = s
+        .list()
+        .unwrap()
+        .iter()
+        .filter(|n| n.ends_with(".seg"))
+        .count();
+    assert!(segments > 1);
+    // Every segment goes; removing the meta, the last, fails.
+    s.arm(super::FaultOp::Remove, segments as u64, super::Fault::Eio);
+    assert!(q.delete().is_err());
+    assert_eq!(s.list().unwrap(), vec![super::meta_file("q")]);
+}
+
+/// Opening with a listing made beforehand finds the same queue, and a
+/// queue known to have no file is created without listing.
+#[test]
+fn open_listed_matches_open() {
+    let s = MemStorage::new();
+    let mut q = DiskQueue::open_listed(s.clone(), "q", small(), &[]).unwrap();
+    fill(&mut q, 0, 30, 84);
+    q.sync().unwrap();
+    drop(q);
+    let files = s.list().unwrap();
+    let mut q = DiskQueue::open_listed(s.clone(), "q", small(), &files).unwrap();
+    assert_eq!(drain(&mut q), (0..30).collect::<Vec<_>>());
+}
+
 #[test]
 fn record_larger_than_a_segment_gets_its_own() {
     let s = MemStorage::new();

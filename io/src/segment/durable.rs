@@ -208,12 +208,25 @@ impl<S: Storage> DiskQueue<S> {
             .storage
             .list()
             .map_err(|e| Error::io("list", &self.name, e))?;
+        // The meta goes last, and only once every other file is gone: a
+        // queue without a meta holds no record, so neither a crash nor a
+        // failed removal leaves a queue that looks absent but still has
+        // data (see `segment::meta_file`).
+        let mut own: Vec<(bool, String)> = names
+            .into_iter()
+            .filter_map(|n| {
+                let kind = format::parse_own_file(&self.name, &n)?;
+                Some((kind == format::OwnFile::Meta, n))
+            })
+            .collect();
+        own.sort_by_key(|(is_meta, _)| *is_meta);
         let mut first = None;
-        for n in names {
-            if format::parse_own_file(&self.name, &n).is_some() {
-                if let Err(e) = self.storage.remove(&n) {
-                    first.get_or_insert(Error::io("remove", &n, e));
-                }
+        for (is_meta, n) in own {
+            if is_meta && first.is_some() {
+                break;
+            }
+            if let Err(e) = self.storage.remove(&n) {
+                first.get_or_insert(Error::io("remove", &n, e));
             }
         }
         if let Err(e) = self.storage.sync_dir() {

@@ -230,6 +230,22 @@ pub(crate) fn parse_own_file(queue: &str, file: &str) -> Option<OwnFile> {
     })
 }
 
+/// The queue a file belongs to: `file` without the suffix of one of the
+/// kinds of [`OwnFile`]; `None` for a file that is no queue's.
+pub(crate) fn queue_of(file: &str) -> Option<&str> {
+    if let Some(queue) = file.strip_suffix(".meta.tmp") {
+        return Some(queue);
+    }
+    if let Some(queue) = file.strip_suffix(".meta") {
+        return Some(queue);
+    }
+    let rest = file
+        .strip_suffix(".seg")
+        .or_else(|| file.strip_suffix(".seg.bad"))?;
+    let (queue, digits) = rest.rsplit_once('.')?;
+    (!digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit())).then_some(queue)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +260,25 @@ mod tests {
         let mut d = h;
         d[9] ^= 1;
         assert!(matches!(check_seg_header(&d, 7), HeaderCheck::Bad(_)));
+    }
+
+    #[test]
+    fn queue_of_names_the_owner_of_every_kind_of_file() {
+        for (file, queue) in [
+            ("t~0.000000001.seg", Some("t~0")),
+            ("t:c~.000000012.seg.bad", Some("t:c~")),
+            ("t:c~acks.meta", Some("t:c~acks")),
+            ("t.1.meta.tmp", Some("t.1")),
+            ("t.1.000000001.seg", Some("t.1")),
+            ("nsqd.dat", None),
+            ("t.x.seg", None),
+            ("t..seg", None),
+        ] {
+            assert_eq!(queue_of(file), queue, "{file}");
+            if let Some(q) = queue {
+                assert!(parse_own_file(q, file).is_some(), "{file}");
+            }
+        }
     }
 
     #[test]

@@ -170,6 +170,23 @@ impl Error {
 /// Result type of this module.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The name of queue `queue`'s meta file. It is written when the queue is
+/// created, before any record, and removed last when the queue is deleted:
+/// whether it exists tells whether the queue has files worth opening,
+/// without listing the directory (a blank first segment left by a crash
+/// before the first meta write holds nothing and is recreated).
+pub fn meta_file(queue: &str) -> String {
+    format::meta_name(queue)
+}
+
+/// The queue a file of a queue directory belongs to (`t~0` for
+/// `t~0.000000001.seg`, `t~0.meta`, ...); `None` for other files. Lets a
+/// caller list the directory once and open each queue with its own files
+/// ([`DiskQueue::open_listed`]).
+pub fn queue_of(file: &str) -> Option<&str> {
+    format::queue_of(file)
+}
+
 /// Counters of everything recovery and reading had to repair or skip, since
 /// `open`. Each increment also produces an [`Event`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -69,8 +69,19 @@ impl<S: Storage> DiskQueue<S> {
     /// Each step of the module comment is one helper, run in order.
     pub fn open(storage: S, name: &str, opts: Options) -> Result<Self> {
         check_open_args(name, &opts)?;
+        let files = storage.list().map_err(|e| Error::io("list", name, e))?;
+        Self::open_listed(storage, name, opts, &files)
+    }
+
+    /// [`open`](Self::open) with the directory already listed: `files` are
+    /// names in it (other queues' files are ignored). Listing a directory
+    /// costs in proportion to everything in it, so a caller opening many
+    /// queues lists once; a caller that knows the queue has no file yet
+    /// passes none. Files missing since the listing are tolerated.
+    pub fn open_listed(storage: S, name: &str, opts: Options, files: &[String]) -> Result<Self> {
+        check_open_args(name, &opts)?;
         let mut q = Self::blank(storage, name, opts);
-        let inventory = q.take_inventory()?;
+        let inventory = q.take_inventory(files);
         let (committed, tail) = q.load_cursors(&inventory)?;
         q.drop_consumed(&inventory.segments, committed.segment);
         q.scan_tails(tail)?;
@@ -81,18 +92,15 @@ impl<S: Storage> DiskQueue<S> {
         Ok(q)
     }
 
-    /// Step 1: list the queue's files (removing a leftover `meta.tmp`).
-    fn take_inventory(&mut self) -> Result<Inventory> {
-        let files = self
-            .storage
-            .list()
-            .map_err(|e| Error::io("list", &self.name, e))?;
+    /// Step 1: sort the queue's files out of the listing `files` (removing a
+    /// leftover `meta.tmp`).
+    fn take_inventory(&mut self, files: &[String]) -> Inventory {
         let mut inventory = Inventory {
             segments: Vec::new(),
             max_index: 0,
             have_meta: false,
         };
-        for f in &files {
+        for f in files {
             match format::parse_own_file(&self.name, f) {
                 Some(OwnFile::Segment(i)) => {
                     inventory.segments.push(i);
@@ -107,7 +115,8 @@ impl<S: Storage> DiskQueue<S> {
             }
         }
         inventory.segments.sort_unstable();
-        Ok(inventory)
+        inventory.segments.dedup();
+        inventory
     }
 
     /// Step 2: the committed cursor and the write position the tail scan
