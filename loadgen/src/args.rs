@@ -31,13 +31,20 @@ pub struct Config {
     /// name a TLS certificate is checked against by default.
     #[serde(skip)]
     pub hosts: Vec<String>,
+    /// nsqlookupd HTTP addresses (`HOST:PORT`): when given, consumers
+    /// connect to the nsqd these list for each topic instead of `addrs`.
+    pub lookupds: Vec<String>,
+    /// How often the lookupds are asked again during the run.
+    #[serde(serialize_with = "secs")]
+    pub lookupd_poll_interval: Duration,
     /// Topics; producers are spread over them.
     pub topics: Vec<String>,
     /// Channels subscribed on every topic.
     pub channels: Vec<String>,
     /// Producer connections in total.
     pub producers: usize,
-    /// Consumer connections per (topic, channel, nsqd).
+    /// Consumer connections per (topic, channel, nsqd), nsqd as given or
+    /// discovered.
     pub consumers: usize,
     /// Body size, bytes (at least 24: the integrity header).
     pub size: usize,
@@ -205,12 +212,18 @@ usage: loadgen <pub|sub|pubsub|fanout> [options]
   fanout    pubsub with --channels 4 unless given
 
 options (value as --name=V or --name V; durations: 5, 2.5, 500ms, 3s, 1m):
-  --nsqd-tcp-address ADDR  nsqd TCP address, repeatable or comma-separated [127.0.0.1:4150]
+  --nsqd-tcp-address ADDR  nsqd TCP address, repeatable or comma-separated [127.0.0.1:4150];
+                           producers are spread over them, consumers connect to each
+  --lookupd-http-address ADDR  nsqlookupd HTTP address, repeatable or comma-separated: consumers
+                           connect to every nsqd /lookup?topic= lists (not to --nsqd-tcp-address),
+                           and keep asking during the run to pick up nsqd that appear later
+  --lookupd-poll-interval D  how often to ask the lookupds again [1s]
   --topic NAME             topic, repeatable [loadgen]
   --channel NAME           channel, repeatable [loadgen]
   --channels N             subscribe N channels named <channel>0..N-1 on each topic
   --producers N            producer connections in total [2]
-  --consumers N            consumer connections per topic/channel/nsqd [2]
+  --consumers N            consumer connections per topic/channel/nsqd (per discovered nsqd
+                           with --lookupd-http-address) [2]
   --size BYTES             body size, >= 24 [200]
   --batch N                messages per MPUB, 1 = plain PUB [200]
   --pipeline N             batches in flight per producer at full speed [1]
@@ -259,6 +272,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>> 
         mode: Mode::Pub,
         addrs: Vec::new(),
         hosts: Vec::new(),
+        lookupds: Vec::new(),
+        lookupd_poll_interval: Duration::from_secs(1),
         topics: Vec::new(),
         channels: Vec::new(),
         producers: 2,
@@ -330,6 +345,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>> 
                             addrs.push(addr);
                             hosts.push(host_part(part));
                         }
+                    }
+                    "lookupd-http-address" => {
+                        for part in value.split(',').filter(|p| !p.is_empty()) {
+                            cfg.lookupds.push(crate::lookup::normalize_address(part)?);
+                        }
+                    }
+                    "lookupd-poll-interval" => {
+                        cfg.lookupd_poll_interval = parse_duration(&value).with_context(ctx)?
                     }
                     "topic" => topics.push(value.clone()),
                     "channel" => channels.push(value.clone()),
@@ -445,6 +468,12 @@ fn validate(cfg: &Config) -> Result<()> {
     if cfg.mode != Mode::Pub && (cfg.consumers == 0 || cfg.channels.is_empty()) {
         bail!("--consumers and --channels must be at least 1");
     }
+    if cfg.mode == Mode::Pub && !cfg.lookupds.is_empty() {
+        bail!("--lookupd-http-address is for consumers: sub, pubsub or fanout (producers publish to --nsqd-tcp-address, as NSQ clients do)");
+    }
+    if cfg.lookupd_poll_interval < Duration::from_millis(10) {
+        bail!("--lookupd-poll-interval must be at least 10ms");
+    }
     if cfg.rate > 0 && cfg.rate < cfg.producers as u64 {
         bail!("--rate must be at least one message per second per producer");
     }
@@ -551,6 +580,28 @@ mod tests {
         ] {
             assert!(parse_strs(bad).is_err(), "accepted {bad:?}");
         }
+    }
+
+    #[test]
+    fn lookupd_addresses() {
+        let cfg = parse_strs(&[
+            "pubsub",
+            "--lookupd-http-address=127.0.0.1:4161,http://lookupd:4161/",
+            "--lookupd-http-address",
+            "10.0.0.1:4261",
+            "--lookupd-poll-interval=250ms",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            cfg.lookupds,
+            vec!["127.0.0.1:4161", "lookupd:4161", "10.0.0.1:4261"]
+        );
+        assert_eq!(cfg.lookupd_poll_interval, Duration::from_millis(250));
+        assert_eq!(parse_strs(&["sub"]).unwrap().unwrap().lookupds.len(), 0);
+        assert!(parse_strs(&["pub", "--lookupd-http-address=127.0.0.1:4161"]).is_err());
+        assert!(parse_strs(&["sub", "--lookupd-http-address=127.0.0.1"]).is_err());
+        assert!(parse_strs(&["sub", "--lookupd-poll-interval=0"]).is_err());
     }
 
     #[test]

@@ -36,6 +36,35 @@ pub struct ConsumerSpec {
     pub channel: String,
     /// nsqd to subscribe on.
     pub addr: SocketAddr,
+    /// Name its TLS certificate must carry (see `Config::server_name`; a
+    /// discovered nsqd's `broadcast_address`).
+    pub server_name: String,
+}
+
+/// `--consumers` specs for every channel of topic `topic` on the nsqd at
+/// `addr`, numbered from `next_index` (advanced).
+pub fn specs_for(
+    cfg: &Config,
+    topic: usize,
+    addr: SocketAddr,
+    server_name: &str,
+    next_index: &mut usize,
+) -> Vec<ConsumerSpec> {
+    let mut specs = Vec::new();
+    for (c, channel) in cfg.channels.iter().enumerate() {
+        for _ in 0..cfg.consumers {
+            specs.push(ConsumerSpec {
+                index: *next_index,
+                stream: topic * cfg.channels.len() + c,
+                topic: cfg.topics[topic].clone(),
+                channel: channel.clone(),
+                addr,
+                server_name: server_name.to_string(),
+            });
+            *next_index += 1;
+        }
+    }
+    specs
 }
 
 /// What a consumer saw.
@@ -72,7 +101,7 @@ pub fn subscribe(cfg: &Config, spec: &ConsumerSpec) -> Result<Conn> {
     if let Some(ms) = cfg.output_buffer_timeout {
         identify["output_buffer_timeout"] = ms.into();
     }
-    conn.identify(&cfg.security, &cfg.server_name(spec.addr), identify)?;
+    conn.identify(&cfg.security, &spec.server_name, identify)?;
     let mut buf = BytesMut::new();
     encode::sub(&mut buf, &spec.topic, &spec.channel);
     conn.write_all(&buf)?;
@@ -85,28 +114,54 @@ pub fn subscribe(cfg: &Config, spec: &ConsumerSpec) -> Result<Conn> {
     Ok(conn)
 }
 
-/// Consumes until the run's end condition (see `done`). Never panics on
-/// I/O: failures land in `error`.
-pub fn run(cfg: &Config, shared: &Shared, spec: ConsumerSpec, conn: Conn) -> ConsumerResult {
-    let mut result = ConsumerResult {
-        spec: spec.clone(),
-        received: Received::default(),
-        window_msgs: 0,
-        window_bytes: 0,
-        first_ns: u64::MAX,
-        last_ns: 0,
-        e2e_latency: new_histogram(),
-        fin_errors: 0,
-        error: None,
-    };
-    if let Err(err) = run_inner(cfg, shared, &spec, conn, &mut result) {
+impl ConsumerResult {
+    /// Nothing received yet.
+    fn new(spec: ConsumerSpec) -> ConsumerResult {
+        ConsumerResult {
+            spec,
+            received: Received::default(),
+            window_msgs: 0,
+            window_bytes: 0,
+            first_ns: u64::MAX,
+            last_ns: 0,
+            e2e_latency: new_histogram(),
+            fin_errors: 0,
+            error: None,
+        }
+    }
+
+    /// Records why this consumer stopped early.
+    fn fail(&mut self, shared: &Shared, err: &anyhow::Error) {
         shared.errors.fetch_add(1, Ordering::Relaxed);
-        result.error = Some(format!(
+        let spec = &self.spec;
+        self.error = Some(format!(
             "consumer {} ({} {}/{}): {err:#}",
             spec.index, spec.addr, spec.topic, spec.channel
         ));
     }
+}
+
+/// Consumes until the run's end condition (see `done`). Never panics on
+/// I/O: failures land in `error`.
+pub fn run(cfg: &Config, shared: &Shared, spec: ConsumerSpec, conn: Conn) -> ConsumerResult {
+    let mut result = ConsumerResult::new(spec.clone());
+    if let Err(err) = run_inner(cfg, shared, &spec, conn, &mut result) {
+        result.fail(shared, &err);
+    }
     result
+}
+
+/// Subscribes, then runs: for consumers of an nsqd discovered while the
+/// producers are already publishing (nothing to wait for).
+pub fn subscribe_and_run(cfg: &Config, shared: &Shared, spec: ConsumerSpec) -> ConsumerResult {
+    match subscribe(cfg, &spec) {
+        Ok(conn) => run(cfg, shared, spec, conn),
+        Err(err) => {
+            let mut result = ConsumerResult::new(spec);
+            result.fail(shared, &err);
+            result
+        }
+    }
 }
 
 /// Whether this consumer's stream has what it waits for, or waited enough.

@@ -11,6 +11,8 @@
 //! * `integrity`: sent/received/duplicated/missing/corrupted accounting.
 //! * `report`: percentiles, text and JSON summary, progress line.
 //! * `net`: connections (IDENTIFY and upgrades) and the monotonic clock.
+//! * `lookup` / `discovery`: nsqlookupd `/lookup` and the consumers of the
+//!   nsqd it lists (`--lookupd-http-address`).
 //! * `layers`: TLS and snappy/deflate between frames and the socket.
 //! * `tls`: the TLS client configuration from `--tls-*`.
 
@@ -19,8 +21,10 @@
 mod args;
 mod body;
 mod consumer;
+mod discovery;
 mod integrity;
 mod layers;
+mod lookup;
 mod net;
 mod pacing;
 mod producer;

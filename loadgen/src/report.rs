@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::args::{Config, Mode};
+use crate::discovery::DiscoveryStats;
 use crate::integrity::{Account, Received, SeqSet};
 use crate::run::{new_histogram, Outcome, Shared};
 
@@ -130,6 +131,8 @@ pub struct Summary {
     pub integrity: Option<Integrity>,
     /// FIN refusals.
     pub fin_errors: u64,
+    /// With `--lookupd-http-address`: lookups made and nsqd found.
+    pub discovery: Option<DiscoveryStats>,
     /// Everything that went wrong.
     pub errors: Vec<String>,
     /// The hard deadline stopped the run.
@@ -204,6 +207,7 @@ pub fn summarize(cfg: &Config, outcome: &Outcome) -> Summary {
         consume,
         integrity,
         fin_errors,
+        discovery: outcome.discovery.clone(),
         errors,
         deadline_hit: outcome.deadline_hit,
     }
@@ -314,6 +318,20 @@ pub fn text(summary: &Summary) -> String {
         ));
         out.push_str(&latency_line("end-to-end", &c.latency));
         out.push('\n');
+    }
+    if let Some(d) = &summary.discovery {
+        out.push_str(&format!(
+            "discovery: {} nsqd via {} lookupd(s): {} ({} found after the start; {} lookups, {} failed)\n",
+            d.nsqd.len(),
+            d.lookupds.len(),
+            d.nsqd.join(", "),
+            d.found_late,
+            d.queries,
+            d.failures
+        ));
+        if let Some(failure) = &d.last_failure {
+            out.push_str(&format!("discovery: last lookup failure: {failure}\n"));
+        }
     }
     if let Some(i) = &summary.integrity {
         let t = &i.total;

@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 
 use crate::args::{Config, Mode};
 use crate::consumer::{self, ConsumerResult, ConsumerSpec};
+use crate::discovery::{Discovery, DiscoveryResult, DiscoveryStats};
 use crate::net::{now_ns, Conn, NANOS_PER_SEC};
 use crate::pacing::split_rate;
 use crate::producer::{self, ProducerResult, ProducerSpec};
@@ -82,6 +83,8 @@ pub struct Outcome {
     pub window_s: f64,
     /// Wall time of the whole run, s.
     pub elapsed_s: f64,
+    /// With `--lookupd-http-address`: what discovery did.
+    pub discovery: Option<DiscoveryStats>,
 }
 
 /// How often the main thread checks the connection threads and the clock.
@@ -103,18 +106,31 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     let began = now_ns();
     let hard_deadline = began + cfg.deadline.as_nanos() as u64;
 
+    // With lookupds, the nsqd found now get consumers before the producers
+    // start; the discovery thread adds the ones found later.
+    let mut discovery = None;
+    let consumer_specs = if cfg.lookupds.is_empty() || cfg.mode == Mode::Pub {
+        consumer_specs(cfg)
+    } else {
+        let mut found = Discovery::new(cfg);
+        let specs = match found.initial(cfg) {
+            Ok(specs) => specs,
+            Err(err) => {
+                let stats = found.into_stats();
+                return Ok(setup_failed(vec![format!("{err:#}")], began, Some(stats)));
+            }
+        };
+        discovery = Some(found);
+        specs
+    };
     // Subscribe first (in parallel: one thread per connection anyway).
-    let consumer_specs = consumer_specs(cfg);
     let (conns, mut errors) = subscribe_all(cfg, &consumer_specs);
+    if let Some(found) = discovery.as_mut() {
+        errors.extend(found.take_errors());
+    }
     if !errors.is_empty() {
-        return Ok(Outcome {
-            producers: Vec::new(),
-            consumers: Vec::new(),
-            errors,
-            deadline_hit: false,
-            window_s: 0.0,
-            elapsed_s: secs_since(began),
-        });
+        let stats = discovery.map(Discovery::into_stats);
+        return Ok(setup_failed(errors, began, stats));
     }
 
     let start = now_ns();
@@ -126,6 +142,7 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         &shared,
         consumers,
         producer_specs,
+        discovery,
         start,
         hard_deadline,
     );
@@ -140,7 +157,21 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         deadline_hit: joined.deadline_hit,
         window_s: cfg.duration.as_secs_f64(),
         elapsed_s: secs_since(began),
+        discovery: joined.discovery,
     })
+}
+
+/// The outcome of a run that failed before any producer started.
+fn setup_failed(errors: Vec<String>, began: u64, discovery: Option<DiscoveryStats>) -> Outcome {
+    Outcome {
+        producers: Vec::new(),
+        consumers: Vec::new(),
+        errors,
+        deadline_hit: false,
+        window_s: 0.0,
+        elapsed_s: secs_since(began),
+        discovery,
+    }
 }
 
 /// Seconds from `began` (ns on the monotonic clock) to now.
@@ -185,19 +216,11 @@ fn consumer_specs(cfg: &Config) -> Vec<ConsumerSpec> {
     if cfg.mode == Mode::Pub {
         return specs;
     }
-    for (t, topic) in cfg.topics.iter().enumerate() {
-        for (c, channel) in cfg.channels.iter().enumerate() {
-            for addr in &cfg.addrs {
-                for _ in 0..cfg.consumers {
-                    specs.push(ConsumerSpec {
-                        index: specs.len(),
-                        stream: t * cfg.channels.len() + c,
-                        topic: topic.clone(),
-                        channel: channel.clone(),
-                        addr: *addr,
-                    });
-                }
-            }
+    let mut next_index = 0;
+    for t in 0..cfg.topics.len() {
+        for addr in &cfg.addrs {
+            let name = cfg.server_name(*addr);
+            specs.extend(consumer::specs_for(cfg, t, *addr, &name, &mut next_index));
         }
     }
     specs
@@ -257,7 +280,7 @@ fn producer_specs(cfg: &Config, start: u64) -> Vec<ProducerSpec> {
 }
 
 /// A connection thread as spawned: `Err` if it could not be started.
-type Handle<'scope, T> = io::Result<ScopedJoinHandle<'scope, T>>;
+pub type Handle<'scope, T> = io::Result<ScopedJoinHandle<'scope, T>>;
 
 /// What the connection threads left behind.
 struct Joined {
@@ -267,15 +290,19 @@ struct Joined {
     lost: Vec<String>,
     /// The hard deadline stopped the run.
     deadline_hit: bool,
+    /// What the discovery thread did, if one ran.
+    discovery: Option<DiscoveryStats>,
 }
 
-/// Start a thread per consumer and per producer, watch them until all have
-/// returned, and collect their results.
+/// Start a thread per consumer and per producer (and the discovery thread
+/// with lookupds), watch them until all have returned, and collect their
+/// results.
 fn run_threads(
     cfg: &Config,
     shared: &Shared,
     consumers: Vec<(ConsumerSpec, Conn)>,
     producers: Vec<ProducerSpec>,
+    discovery: Option<Discovery>,
     start: u64,
     hard_deadline: u64,
 ) -> Joined {
@@ -299,6 +326,14 @@ fn run_threads(
                     .spawn_scoped(s, move || producer::run(cfg, shared, spec))
             })
             .collect();
+        let discovery_handle: Vec<Handle<'_, DiscoveryResult>> = discovery
+            .into_iter()
+            .map(|d| {
+                thread::Builder::new()
+                    .name("discovery".into())
+                    .spawn_scoped(s, move || d.run(s, cfg, shared))
+            })
+            .collect();
         let watch = Watch {
             cfg,
             shared,
@@ -306,15 +341,23 @@ fn run_threads(
             hard_deadline,
             show_progress,
         };
-        let deadline_hit = watch.until_done(&producer_handles, &consumer_handles);
+        let deadline_hit =
+            watch.until_done(&producer_handles, &consumer_handles, &discovery_handle);
         let mut lost = Vec::new();
         let producers = join_all(producer_handles, "producer", &mut lost);
-        let consumers = join_all(consumer_handles, "consumer", &mut lost);
+        let mut consumers = join_all(consumer_handles, "consumer", &mut lost);
+        let mut discovery = None;
+        for found in join_all(discovery_handle, "discovery", &mut lost) {
+            consumers.extend(found.consumers);
+            lost.extend(found.errors);
+            discovery = Some(found.stats);
+        }
         Joined {
             producers,
             consumers,
             lost,
             deadline_hit,
+            discovery,
         }
     })
 }
@@ -336,7 +379,12 @@ impl Watch<'_> {
     /// progress line each interval. Exits the process if threads are still
     /// running `STOP_GRACE_NS` after the deadline (one stuck in a blocking
     /// write cannot be interrupted). True if the deadline stopped the run.
-    fn until_done<P, C>(&self, producers: &[Handle<'_, P>], consumers: &[Handle<'_, C>]) -> bool {
+    fn until_done<P, C, D>(
+        &self,
+        producers: &[Handle<'_, P>],
+        consumers: &[Handle<'_, C>],
+        discovery: &[Handle<'_, D>],
+    ) -> bool {
         let shared = self.shared;
         let mut deadline_hit = false;
         let mut progress = Progress::new(self.start);
@@ -347,7 +395,7 @@ impl Watch<'_> {
             if !producers_left {
                 shared.producers_done.store(true, Ordering::Relaxed);
             }
-            if !producers_left && !any_running(consumers) {
+            if !producers_left && !any_running(consumers) && !any_running(discovery) {
                 return deadline_hit;
             }
             if now >= self.hard_deadline && !shared.stop.swap(true, Ordering::Relaxed) {
@@ -378,7 +426,7 @@ fn any_running<T>(handles: &[Handle<'_, T>]) -> bool {
 /// Join every thread of one kind (`what`: "producer" or "consumer") and
 /// return their results in spawn order. A thread that could not be started
 /// or panicked has a line in `lost` instead.
-fn join_all<T>(handles: Vec<Handle<'_, T>>, what: &str, lost: &mut Vec<String>) -> Vec<T> {
+pub fn join_all<T>(handles: Vec<Handle<'_, T>>, what: &str, lost: &mut Vec<String>) -> Vec<T> {
     handles
         .into_iter()
         .filter_map(|h| {

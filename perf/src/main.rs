@@ -15,6 +15,10 @@
 
 #![allow(clippy::print_stdout)]
 
+mod bench_nsq;
+mod cluster;
+mod custom;
+mod edges;
 mod plot;
 mod report;
 mod runner;
@@ -44,6 +48,10 @@ usage: perf --nsqd PATH --loadgen PATH [options]
   --rounds N           A/B rounds; figures are medians [1]
   --only A,B           run only these scenarios
   --nsqd-arg FLAG      extra flag for our broker only, repeatable (e.g. --shards=2)
+  --nsq-bench-bin DIR  where NSQ's bench_writer/bench_reader are (bench_nsq);
+                       else env NSQ_REFERENCE_BIN, else --reference's directory.
+                       They run for 10 s each (bench.sh), or --duration if given
+  --idle-conns N       connections idle_conns opens [5000]
   --list               list the scenarios and exit
 
 exit status: 0 when every scenario passed on every broker, 1 otherwise
@@ -61,6 +69,9 @@ struct Args {
     only: Vec<String>,
     ours_extra: Vec<String>,
     list: bool,
+    nsq_bench_bin: Option<PathBuf>,
+    bench_runfor: Duration,
+    idle_conns: usize,
 }
 
 fn parse_args() -> Result<Option<Args>> {
@@ -78,6 +89,10 @@ fn parse_args() -> Result<Option<Args>> {
         only: Vec::new(),
         ours_extra: Vec::new(),
         list: false,
+        nsq_bench_bin: None,
+        // bench.sh's --runfor; an explicit --duration replaces it.
+        bench_runfor: Duration::from_secs(10),
+        idle_conns: 5000,
     };
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -111,13 +126,22 @@ fn parse_args() -> Result<Option<Args>> {
             "--loadgen" => loadgen = Some(PathBuf::from(value)),
             "--reference" => parsed.reference = Some(PathBuf::from(value)),
             "--out" => parsed.out = Some(PathBuf::from(value)),
-            "--duration" => parsed.duration = secs(&value)?,
+            "--duration" => {
+                parsed.duration = secs(&value)?;
+                parsed.bench_runfor = parsed.duration;
+            }
             "--warmup" => parsed.warmup = secs(&value)?,
             "--rounds" => {
                 parsed.rounds = value.parse().with_context(|| format!("--rounds={value}"))?
             }
             "--only" => parsed.only.extend(value.split(',').map(String::from)),
             "--nsqd-arg" => parsed.ours_extra.push(value),
+            "--nsq-bench-bin" => parsed.nsq_bench_bin = Some(PathBuf::from(value)),
+            "--idle-conns" => {
+                parsed.idle_conns = value
+                    .parse()
+                    .with_context(|| format!("--idle-conns={value}"))?
+            }
             other => bail!("unknown option {other} (see --help)"),
         }
     }
@@ -230,11 +254,12 @@ fn run(args: &Args) -> Result<bool> {
         for s in &scenarios {
             println!("{:<14} {}", s.name, s.title);
         }
+        println!("{:<14} {}", cluster::NAME, cluster::TITLE);
         return Ok(true);
     }
     if !args.only.is_empty() {
         for name in &args.only {
-            if !scenarios.iter().any(|s| s.name == name) {
+            if !scenarios.iter().any(|s| s.name == name) && name != cluster::NAME {
                 bail!("unknown scenario {name} (see --list)");
             }
         }
@@ -266,6 +291,12 @@ fn run(args: &Args) -> Result<bool> {
         loadgen: args.loadgen.clone(),
         log_dir,
         ours_extra: args.ours_extra.clone(),
+        nsq_bench_dir: bench_nsq::find_tools(
+            args.nsq_bench_bin.as_deref(),
+            args.reference.as_deref(),
+        ),
+        bench_runfor: args.bench_runfor,
+        idle_conns: args.idle_conns,
     };
     // Generous per-step limit: a drain or a stalled broker must not hang us.
     let step_limit = args.duration + args.warmup + Duration::from_secs(60);
@@ -303,11 +334,22 @@ fn run(args: &Args) -> Result<bool> {
         out.join("report.md"),
         report::markdown(&header, &scenarios, &results),
     )?;
+    // Several brokers per run: its own runner, section and cluster.json.
+    let cluster_ok = !cluster::selected(&args.only) || {
+        let opts = cluster::Options {
+            ours: &args.nsqd,
+            reference: args.reference.as_deref(),
+            duration: args.duration,
+            warmup: args.warmup,
+            rounds: args.rounds,
+        };
+        cluster::run(&env, &opts, &out)?
+    };
     println!(
         "perf: report written to {}",
         out.join("report.md").display()
     );
-    Ok(results.iter().all(|r| r.ok))
+    Ok(results.iter().all(|r| r.ok) && cluster_ok)
 }
 
 fn main() -> ExitCode {

@@ -20,7 +20,10 @@ fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
 /// Throughput bars: one group per (scenario, direction).
 pub fn throughput(path: &Path, scenarios: &[Scenario], results: &[RunResult]) -> Result<()> {
     let mut groups: Vec<(String, Option<f64>, Option<f64>)> = Vec::new();
-    for s in scenarios.iter().filter(|s| s.focus != Focus::Latency) {
+    for s in scenarios
+        .iter()
+        .filter(|s| !matches!(s.focus, Focus::Latency | Focus::Custom(_)))
+    {
         let figures: &[(Figure, &str)] = match s.focus {
             Focus::Publish => &[(Figure::PubRate, "pub")],
             Focus::Consume => &[(Figure::SubRate, "sub")],

@@ -96,6 +96,7 @@ impl Figure {
                 Figure::E2eP999,
                 Figure::AckP99,
             ],
+            Focus::Custom(_) => &[],
         }
     }
 
@@ -288,6 +289,8 @@ pub fn markdown(header: &Header, scenarios: &[Scenario], results: &[RunResult]) 
          first to its last message.\n"
     );
 
+    crate::custom::markdown(&mut md, scenarios, results, has_ref);
+
     let _ = writeln!(md, "## Scenarios\n");
     for scenario in scenarios {
         let flags = scenario.broker_flags.join(" ");
@@ -310,7 +313,7 @@ pub fn markdown(header: &Header, scenarios: &[Scenario], results: &[RunResult]) 
             let rss =
                 median(&runs, |r| r.broker_peak_rss.map(|b| b as f64)).map_or("–".into(), gib);
             let cpu = median(&runs, |r| r.broker_cpu_s).map_or("–".into(), |v| format!("{v:.1}"));
-            let lg = median(&runs, |r| Some(r.loadgen_cpu_s))
+            let lg = median(&runs, |r| (!r.steps.is_empty()).then_some(r.loadgen_cpu_s))
                 .map_or("–".into(), |v| format!("{v:.1}"));
             let wall =
                 median(&runs, |r| Some(r.wall_s)).map_or("–".into(), |v| format!("{v:.1}"));
@@ -325,7 +328,8 @@ pub fn markdown(header: &Header, scenarios: &[Scenario], results: &[RunResult]) 
                     .iter()
                     .filter_map(|s| s["integrity"]["total"]["received"].as_f64())
                     .sum();
-                Some(acked.max(got))
+                // Custom scenarios have no loadgen steps: "–".
+                (!r.steps.is_empty()).then_some(acked.max(got))
             })
             .map_or("–".into(), |v| format!("{v:.0}"));
             let _ = writeln!(

@@ -5,6 +5,7 @@
 //! Nothing here panics on a broker or loadgen failure: a failed scenario
 //! comes back as a result with `ok == false` and the reason.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,7 +17,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::scenario::Scenario;
+use crate::scenario::{Focus, Scenario};
 
 /// Which broker a run used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,6 +52,15 @@ pub struct RunResult {
     pub loadgen_cpu_s: f64,
     /// Wall time of the steps, s.
     pub wall_s: f64,
+    /// Named figures of a custom scenario (see `custom`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
+    /// Remarks of a custom scenario for the report (tool output, limits).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Why the scenario did not run (not a failure: `ok` stays true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// Paths and knobs shared by every run.
@@ -62,14 +72,30 @@ pub struct Env {
     pub log_dir: PathBuf,
     /// Extra flags for our broker only (e.g. `--shards=2`).
     pub ours_extra: Vec<String>,
+    /// Directory with NSQ's `bench_writer` and `bench_reader` (`bench_nsq`).
+    pub nsq_bench_dir: Option<PathBuf>,
+    /// `--runfor` of the bench tools.
+    pub bench_runfor: Duration,
+    /// Connections `idle_conns` opens.
+    pub idle_conns: usize,
 }
 
-/// A running broker, killed on drop.
-struct Broker {
+/// A running broker, killed (SIGKILL) on drop.
+pub struct Broker {
     child: Child,
-    tcp: SocketAddr,
-    http: SocketAddr,
-    data_dir: PathBuf,
+    /// TCP (client protocol) address.
+    pub tcp: SocketAddr,
+    /// HTTP address.
+    pub http: SocketAddr,
+    /// Its data directory (removed on drop).
+    pub data_dir: PathBuf,
+}
+
+impl Broker {
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Broker {
@@ -153,7 +179,7 @@ fn start_broker(bin: &Path, flags: &[String], log: &Path) -> Result<Broker> {
 }
 
 /// `(peak RSS bytes, CPU seconds)` of a live process, from /proc.
-fn proc_usage(pid: u32) -> (Option<u64>, Option<f64>) {
+pub fn proc_usage(pid: u32) -> (Option<u64>, Option<f64>) {
     let rss = fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -274,6 +300,9 @@ pub fn run(
         broker_cpu_s: None,
         loadgen_cpu_s: 0.0,
         wall_s: 0.0,
+        metrics: BTreeMap::new(),
+        notes: Vec::new(),
+        skipped: None,
     };
     if let Err(err) = run_inner(env, scenario, bin, target, step_limit, &mut result) {
         result.error = Some(format!("{err:#}"));
@@ -297,6 +326,16 @@ fn run_inner(
         "{}-{:?}-{}.log",
         scenario.name, target, result.round
     ));
+    let custom = match scenario.focus {
+        Focus::Custom(kind) => Some(kind),
+        _ => None,
+    };
+    if let Some(reason) = custom.and_then(|kind| kind.before_start(env, result)) {
+        println!("perf: {reason}");
+        result.skipped = Some(reason);
+        result.ok = true;
+        return Ok(());
+    }
     let broker = start_broker(bin, &flags, &log)?;
     if let Some((topic, channel)) = scenario.precreate {
         for path in [
@@ -308,6 +347,16 @@ fn run_inner(
                 bail!("POST {path}: {status} {body}");
             }
         }
+    }
+    if let Some(kind) = custom {
+        let started = Instant::now();
+        let outcome = kind.run(env, &broker, result);
+        result.wall_s = started.elapsed().as_secs_f64();
+        (result.broker_peak_rss, result.broker_cpu_s) = proc_usage(broker.pid());
+        drop(broker);
+        outcome?;
+        result.ok = true;
+        return Ok(());
     }
     let started = Instant::now();
     let cpu_before = children_cpu();

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use crate::custom::Custom;
+
 /// One loadgen invocation.
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -29,6 +31,8 @@ pub enum Focus {
     PubThenSub,
     /// End-to-end latency at a fixed rate.
     Latency,
+    /// Not loadgen: its own measurement and figures (see `custom`).
+    Custom(Custom),
 }
 
 /// A named scenario.
@@ -229,6 +233,37 @@ pub fn all(duration: Duration, warmup: Duration, certs: &std::path::Path) -> Vec
             published: None,
         });
     }
+    // Measurements of their own (no loadgen steps), see `custom`.
+    let custom = |name, title: &str, flags: &[&str], precreate, kind| Scenario {
+        name,
+        title: title.into(),
+        broker_flags: strs(flags),
+        precreate,
+        steps: Vec::new(),
+        focus: Focus::Custom(kind),
+        published: None,
+    };
+    list.push(custom(
+        "bench_nsq",
+        "NSQ's bench_writer (200 B, batch 200) then bench_reader (channel ch), as NSQ's bench.sh runs them",
+        &[MEM_QUEUE],
+        Some(("sub_bench", "ch")),
+        Custom::BenchNsq,
+    ));
+    list.push(custom(
+        "idle_conns",
+        "Idle connections (V2 magic only, no IDENTIFY): broker RSS and fds per connection (--idle-conns, default 5000)",
+        &[],
+        None,
+        Custom::IdleConns,
+    ));
+    list.push(custom(
+        "create_churn",
+        "Unbatched PUB round trips (100 B, one connection) while 200 topics × 2 channels are created over HTTP, vs a 2 s baseline",
+        &[],
+        Some(("churn_pub", "c0")),
+        Custom::CreateChurn,
+    ));
     list
 }
 
