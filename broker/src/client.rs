@@ -18,10 +18,6 @@ use nsq_io::signal::Signal;
 use crate::message::Message;
 use crate::stats::snapshot::{ClientStats, PubCount};
 
-/// First size of a connection's output buffers (the writer double-buffers:
-/// frames accumulate in one while the other is written). Grows as needed.
-pub const OUTPUT_BUFFER_CAPACITY: usize = 16 * 1024;
-
 /// nsqd's client states, as shown in `/stats` `state`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientState {
@@ -157,7 +153,9 @@ impl Client {
             finish_count: Cell::new(0),
             requeue_count: Cell::new(0),
             pub_counts: RefCell::new(Vec::new()),
-            out: RefCell::new(BytesMut::with_capacity(OUTPUT_BUFFER_CAPACITY)),
+            // Grows with the traffic (double-buffered with the writer's spare):
+            // an idle connection holds no output buffer.
+            out: RefCell::new(BytesMut::new()),
             urgent: Cell::new(false),
             first_unflushed: Cell::new(None),
             wake: Signal::new(),

@@ -250,11 +250,14 @@ pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// [`HANDSHAKE_TIMEOUT`]. `pending`: bytes already read after IDENTIFY (the
 /// start of the ClientHello, if the client did not wait). Nothing blocks the
 /// core: reads and writes are the reactor's, with deadlines.
-pub async fn handshake(
-    stream: &mut glommio::net::TcpStream,
+pub async fn handshake<S>(
+    stream: &mut S,
     config: Arc<ServerConfig>,
     pending: BytesMut,
-) -> io::Result<(Box<ServerConnection>, BytesMut)> {
+) -> io::Result<(Box<ServerConnection>, BytesMut)>
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + nsq_io::net::Deadlines,
+{
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
     let deadline = std::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let mut tls = Box::new(ServerConnection::new(config).map_err(io::Error::other)?);
@@ -287,14 +290,14 @@ pub async fn handshake(
                 tls.write_tls(&mut out)?;
             }
             let left = remaining(deadline)?;
-            stream.set_write_timeout(Some(left))?;
+            stream.write_deadline(Some(left))?;
             stream.write_all(&out).await?;
         }
         if !tls.is_handshaking() {
-            let _ = stream.set_write_timeout(None);
+            let _ = stream.write_deadline(None);
             return Ok((tls, raw_in));
         }
-        stream.set_read_timeout(Some(remaining(deadline)?))?;
+        stream.read_deadline(Some(remaining(deadline)?))?;
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
             return Err(io::Error::new(

@@ -16,11 +16,6 @@ use glommio::net::{TcpListener, TcpStream};
 /// `net.core.somaxconn` (4096 on current kernels), as Go's listeners do.
 const LISTEN_BACKLOG: i32 = 4096;
 
-/// Duplicate the descriptor of `stream`.
-pub fn dup_fd(stream: &TcpStream) -> io::Result<OwnedFd> {
-    dup_raw(stream.as_raw_fd())
-}
-
 fn dup_raw(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: dup on a descriptor we own; F_DUPFD_CLOEXEC returns a fresh
     // descriptor (or -1), which we then own exclusively.
@@ -30,12 +25,6 @@ fn dup_raw(fd: RawFd) -> io::Result<OwnedFd> {
     }
     // SAFETY: `new` is a valid descriptor nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
-}
-
-/// A second handle to the same connection, so one task can read while another
-/// writes without sharing a `RefCell` across awaits.
-pub fn dup_stream(stream: &TcpStream) -> io::Result<TcpStream> {
-    Ok(stream_from_fd(dup_fd(stream)?))
 }
 
 /// Turn a descriptor received from another shard into a stream on this one.
@@ -127,4 +116,118 @@ pub fn reserve_port(addr: SocketAddr) -> io::Result<(Reservation, SocketAddr)> {
         .as_socket()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an inet address"))?;
     Ok((socket, local))
+}
+
+/// One connection's socket, shared by its reader and writer tasks on one
+/// shard: each task holds a clone, and the `RefCell` is borrowed only inside
+/// a single `poll_*` call, never across an await. Reading and writing keep
+/// separate wake-up sources and timers in glommio, so the two tasks do not
+/// disturb each other. This saves the second descriptor (and its reactor
+/// source) that a `dup` per connection would cost.
+#[derive(Debug, Clone)]
+pub struct SharedStream(std::rc::Rc<std::cell::RefCell<TcpStream>>);
+
+impl SharedStream {
+    /// Share `stream`.
+    pub fn new(stream: TcpStream) -> SharedStream {
+        SharedStream(std::rc::Rc::new(std::cell::RefCell::new(stream)))
+    }
+
+    /// Bound the next reads (None: no bound).
+    pub fn set_read_timeout(&self, dur: Option<std::time::Duration>) -> io::Result<()> {
+        self.0
+            .borrow()
+            .set_read_timeout(dur)
+            .map_err(io::Error::from)
+    }
+
+    /// Bound the next writes (None: no bound).
+    pub fn set_write_timeout(&self, dur: Option<std::time::Duration>) -> io::Result<()> {
+        self.0
+            .borrow()
+            .set_write_timeout(dur)
+            .map_err(io::Error::from)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.borrow().peer_addr().map_err(io::Error::from)
+    }
+
+    /// A descriptor of its own for the same connection (moving it to
+    /// another shard).
+    pub fn dup_fd(&self) -> io::Result<OwnedFd> {
+        dup_raw(self.0.borrow().as_raw_fd())
+    }
+
+    /// Shut the connection down both ways: a read pending in the other task
+    /// returns 0. shutdown(2) on a socket does not block.
+    pub fn shutdown(&self) {
+        // SAFETY: shutdown(2) on a descriptor the stream owns; an error only
+        // means the connection is already gone.
+        unsafe {
+            libc::shutdown(self.0.borrow().as_raw_fd(), libc::SHUT_RDWR);
+        }
+    }
+}
+
+/// Setting read and write deadlines on a stream (glommio's streams and
+/// [`SharedStream`]), for code that runs over either.
+pub trait Deadlines {
+    /// Bound the next reads (None: no bound).
+    fn read_deadline(&self, dur: Option<std::time::Duration>) -> io::Result<()>;
+    /// Bound the next writes (None: no bound).
+    fn write_deadline(&self, dur: Option<std::time::Duration>) -> io::Result<()>;
+}
+
+impl Deadlines for TcpStream {
+    fn read_deadline(&self, dur: Option<std::time::Duration>) -> io::Result<()> {
+        self.set_read_timeout(dur).map_err(io::Error::from)
+    }
+    fn write_deadline(&self, dur: Option<std::time::Duration>) -> io::Result<()> {
+        self.set_write_timeout(dur).map_err(io::Error::from)
+    }
+}
+
+impl Deadlines for SharedStream {
+    fn read_deadline(&self, dur: Option<std::time::Duration>) -> io::Result<()> {
+        self.set_read_timeout(dur)
+    }
+    fn write_deadline(&self, dur: Option<std::time::Duration>) -> io::Result<()> {
+        self.set_write_timeout(dur)
+    }
+}
+
+impl futures_lite::AsyncRead for SharedStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
+    }
+}
+
+impl futures_lite::AsyncWrite for SharedStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
+    }
+
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0.borrow_mut()).poll_close(cx)
+    }
 }

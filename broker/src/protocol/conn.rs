@@ -14,6 +14,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
+use nsq_io::net::SharedStream;
 use nsq_proto::{decode_command, ErrorCode, Limits, Verb, MAGIC_V2};
 
 use super::exec::{ClientErr, Next};
@@ -27,9 +28,14 @@ use crate::peers::routing;
 use crate::shard::Shard;
 use crate::wire::Wire;
 
-/// How much we ask the kernel for per read: large enough for an MPUB batch of
-/// 200 x 200 B bodies in one go, small enough not to matter per connection.
-pub(super) const READ_CHUNK: usize = 64 * 1024;
+/// The most we ask the kernel for per read: an MPUB batch of 200 x 200 B
+/// bodies in one go.
+pub(super) const READ_MAX: usize = 64 * 1024;
+
+/// The least: what an idle connection or a consumer sending FINs needs. The
+/// read size adapts between the two (see [`Conn::read_more`]): a fixed 64 KiB
+/// cost 64 KiB of RSS per idle connection and a 64 KiB memset per small read.
+const READ_MIN: usize = 512;
 
 /// nsqd's client timeout: how long a new connection may take to send the magic.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -40,9 +46,12 @@ pub struct Conn {
     pub(crate) client: Rc<Client>,
     pub(crate) channel: Option<Rc<Channel>>,
     pub(crate) limits: Limits,
-    stream: TcpStream,
+    /// Shared with the writer task (one descriptor per connection).
+    stream: SharedStream,
     /// Decoded bytes not yet parsed into commands.
     buf: BytesMut,
+    /// How much the next read asks for (READ_MIN..=READ_MAX).
+    read_size: usize,
     /// TLS and compression, once IDENTIFY upgraded the connection.
     wire: Option<Rc<RefCell<Wire>>>,
     /// Raw bytes read for `wire` (allocated at the first layered read).
@@ -91,8 +100,8 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let conn = Conn::new(
         shard,
         client,
-        stream,
-        BytesMut::with_capacity(READ_CHUNK),
+        SharedStream::new(stream),
+        BytesMut::new(),
         None,
     );
     conn.run(None).await;
@@ -100,7 +109,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
 
 /// Take over a connection moved here by SUB (we own its channel).
 pub async fn adopt(shard: Rc<Shard>, h: Handoff) {
-    let stream = nsq_io::net::stream_from_fd(h.fd);
+    let stream = SharedStream::new(nsq_io::net::stream_from_fd(h.fd));
     let client = Rc::new(Client::new(
         h.client_id,
         h.remote_address,
@@ -118,7 +127,7 @@ impl Conn {
     fn new(
         shard: Rc<Shard>,
         client: Rc<Client>,
-        stream: TcpStream,
+        stream: SharedStream,
         buf: BytesMut,
         wire: Option<Rc<RefCell<Wire>>>,
     ) -> Conn {
@@ -139,6 +148,7 @@ impl Conn {
             limits,
             stream,
             buf,
+            read_size: READ_MIN,
             tls_pending,
             wire,
             raw: Vec::new(),
@@ -146,32 +156,22 @@ impl Conn {
         }
     }
 
-    /// Start the writer task on a dup of the socket.
-    fn spawn_writer(&self) -> io::Result<glommio::Task<io::Result<()>>> {
-        let stream = nsq_io::net::dup_stream(&self.stream)?;
-        Ok(glommio::spawn_local(pump::run_writer(
+    /// Start the writer task on the shared socket.
+    fn spawn_writer(&self) -> glommio::Task<io::Result<()>> {
+        glommio::spawn_local(pump::run_writer(
             self.client.clone(),
-            stream,
+            self.stream.clone(),
             self.wire.clone(),
-        )))
+        ))
     }
 
     /// The loop. `subscribe`: the channel this (moved) connection subscribes to.
     async fn run(mut self, subscribe: Option<Rc<Channel>>) {
-        let mut writer = match self.spawn_writer() {
-            Ok(w) => w,
-            Err(e) => {
-                crate::log_error!(
-                    "client({}): cannot dup socket: {e}",
-                    self.client.remote_address
-                );
-                return self.finish(None).await;
-            }
-        };
+        let mut writer = self.spawn_writer();
         if let Some(channel) = subscribe {
             if let Err(err) = self.subscribed(channel) {
                 self.client.send_error(err.code, &err.desc);
-                return self.finish(Some(writer)).await;
+                return Box::pin(self.finish(Some(writer))).await;
             }
         }
         loop {
@@ -179,7 +179,7 @@ impl Conn {
                 Next::Continue => {}
                 Next::Close => break,
                 Next::AwaitDurable { topic, pos, code } => {
-                    match topic.wait_durable(pos).await {
+                    match Box::pin(topic.wait_durable(pos)).await {
                         Ok(()) => self.client.send_response(nsq_proto::frame::OK),
                         Err(e) => {
                             let verb = match code {
@@ -195,27 +195,27 @@ impl Conn {
                     continue;
                 }
                 Next::Auth(secret) => {
-                    if !self.authenticate(secret).await {
+                    if !Box::pin(self.authenticate(secret)).await {
                         break;
                     }
                     continue;
                 }
                 Next::Reauth(cmd) => {
-                    if !self.reauthorize().await {
+                    if !Box::pin(self.reauthorize()).await {
                         break;
                     }
                     self.retry = Some(*cmd);
                     continue;
                 }
-                Next::Upgrade(up) => match self.upgrade(writer, up).await {
+                Next::Upgrade(up) => match Box::pin(self.upgrade(writer, up)).await {
                     Some(w) => {
                         writer = w;
                         continue;
                     }
-                    None => return self.finish(None).await,
+                    None => return Box::pin(self.finish(None)).await,
                 },
                 Next::Subscribe { topic, channel } => {
-                    return self.move_to_owner(writer, topic, channel).await;
+                    return Box::pin(self.move_to_owner(writer, topic, channel)).await;
                 }
             }
             match self.read_more().await {
@@ -223,7 +223,7 @@ impl Conn {
                 Ok(_) => {}
             }
         }
-        self.finish(Some(writer)).await;
+        Box::pin(self.finish(Some(writer))).await;
     }
 
     /// Execute every complete command in the buffer (clients pipeline).
@@ -329,10 +329,18 @@ impl Conn {
             return self.read_layered(&wire).await;
         }
         let len = self.buf.len();
-        self.buf.resize(len + READ_CHUNK, 0);
+        let want = self.read_size;
+        self.buf.resize(len + want, 0);
         let res = self.stream.read(&mut self.buf[len..]).await;
         let n = *res.as_ref().unwrap_or(&0);
         self.buf.truncate(len + n);
+        // A full read means more is waiting (a burst, MPUBs): ask for more
+        // next time. Small reads (FINs, RDY, an idle client) shrink it back.
+        if n == want {
+            self.read_size = (want * 2).min(READ_MAX);
+        } else if n < want / 4 {
+            self.read_size = (want / 2).max(READ_MIN);
+        }
         res
     }
 
@@ -341,7 +349,7 @@ impl Conn {
     /// the socket.
     async fn read_layered(&mut self, wire: &RefCell<Wire>) -> io::Result<usize> {
         loop {
-            let n = wire.borrow_mut().decode(&mut self.buf, READ_CHUNK)?;
+            let n = wire.borrow_mut().decode(&mut self.buf, READ_MAX)?;
             if n > 0 {
                 return Ok(n);
             }
@@ -352,7 +360,7 @@ impl Conn {
                 return Ok(0);
             }
             if self.raw.is_empty() {
-                self.raw.resize(READ_CHUNK, 0);
+                self.raw.resize(READ_MAX, 0);
             }
             let n = self.stream.read(&mut self.raw).await?;
             if n == 0 {
@@ -528,13 +536,7 @@ impl Conn {
         }
         self.tls_pending = self.tls_pending && !wire.is_tls();
         self.wire = Some(Rc::new(RefCell::new(wire)));
-        match self.spawn_writer() {
-            Ok(w) => Some(w),
-            Err(e) => {
-                crate::log_error!("client({remote}): cannot dup socket: {e}");
-                None
-            }
-        }
+        Some(self.spawn_writer())
     }
 
     /// Register as a consumer of `channel` (on its owner shard) and answer SUB.
@@ -559,7 +561,7 @@ impl Conn {
         self.client.detach();
         let _ = writer.await;
         let client = &self.client;
-        let fd = match nsq_io::net::dup_fd(&self.stream) {
+        let fd = match self.stream.dup_fd() {
             Ok(fd) => fd,
             Err(e) => {
                 crate::log_error!("client({}): cannot move socket: {e}", client.remote_address);

@@ -78,14 +78,14 @@ pub enum Next {
 
 type Exec = Result<Next, ClientErr>;
 
-/// Bodies are zero-copy slices of the connection's read buffer (64 KiB per
-/// read), and a slice keeps the whole buffer alive. Worth it for big bodies;
+/// Bodies are zero-copy slices of the connection's read buffer (up to 64 KiB
+/// per read), and a slice keeps the whole buffer alive. Worth it for big bodies;
 /// for anything smaller than a read it would pin 64 KiB per queued command
 /// (measured: ~4 GiB RSS for 80k unbatched PUBs; and an MPUB of 200 x 200 B
 /// pinned ~1.6x its size), so those are copied once into an exact-size
 /// buffer (one allocation per command, ~10 ns per 200 B message).
 /// One read's size: anything smaller shares its read buffer with others.
-const PIN_LIMIT: usize = super::conn::READ_CHUNK;
+const PIN_LIMIT: usize = super::conn::READ_MAX;
 
 fn unpin(body: Bytes) -> Bytes {
     if body.len() < PIN_LIMIT {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures_lite::{future, AsyncWriteExt};
-use glommio::net::TcpStream;
+use nsq_io::net::SharedStream;
 
 use crate::client::Client;
 use crate::wire::Wire;
@@ -37,11 +37,13 @@ const NEVER: Duration = Duration::from_secs(86_400 * 365);
 /// through TLS and/or compression on their way out.
 pub async fn run_writer(
     client: Rc<Client>,
-    stream: TcpStream,
+    stream: SharedStream,
     wire: Option<Rc<RefCell<Wire>>>,
 ) -> io::Result<()> {
     let mut stream = stream;
-    let mut spare = BytesMut::with_capacity(crate::client::OUTPUT_BUFFER_CAPACITY);
+    // Swapped with `Client::out` at each flush: both grow to what the
+    // client's traffic needs (an idle connection holds neither).
+    let mut spare = BytesMut::new();
     // Encoded bytes for a layered connection (reused).
     let mut raw: Vec<u8> = Vec::new();
     // Heartbeats go to every V2 connection, producers included (nsqd's
@@ -127,6 +129,6 @@ pub async fn run_writer(
     client.close();
     // Wake the reader blocked in read(): shutting the socket down makes it
     // return 0 so the connection task ends.
-    let _ = stream.shutdown(std::net::Shutdown::Both).await;
+    stream.shutdown();
     result
 }
