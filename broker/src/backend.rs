@@ -289,8 +289,14 @@ impl Backend {
     /// The message read at `pos` is done with (finished, or rewritten
     /// elsewhere): move the committed cursor as far as the finished prefix goes.
     pub fn finish(&mut self, pos: Pos) {
-        let Ok(i) = self.outstanding.binary_search_by(|(p, _)| p.cmp(&pos)) else {
-            return; // not outstanding (already finished, or emptied since)
+        // Consumers mostly finish in delivery order: the oldest record first.
+        let i = if self.outstanding.front().is_some_and(|(p, _)| *p == pos) {
+            0
+        } else {
+            match self.outstanding.binary_search_by(|(p, _)| p.cmp(&pos)) {
+                Ok(i) => i,
+                Err(_) => return, // not outstanding (already finished, or emptied since)
+            }
         };
         if self.outstanding[i].1 {
             return;
