@@ -12,7 +12,6 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -22,7 +21,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::runner::{http, Env, Target};
+use crate::runner::{children_cpu, http, proc_usage, Env, Target};
 
 /// Scenario name (`--only cluster`).
 pub const NAME: &str = "cluster";
@@ -271,7 +270,7 @@ fn run_inner(
         format!("--deadline={}s", limit.as_secs()),
     ]);
     let cpu_before = children_cpu();
-    let loadgen = run_loadgen(&env.loadgen, &args, limit + Duration::from_secs(15));
+    let loadgen = crate::runner::run_loadgen(&env.loadgen, &args, limit + Duration::from_secs(15));
     run.loadgen_cpu_s = children_cpu() - cpu_before;
     let (cpu, rss) = cluster.nsqd_usage();
     run.nsqd_cpu_s = cpu;
@@ -482,7 +481,10 @@ impl Cluster {
         let usage: Vec<_> = self
             .nsqd
             .iter()
-            .map(|(p, _)| proc_usage(p.child.id()))
+            .map(|(p, _)| {
+                let (rss, cpu) = proc_usage(p.child.id());
+                (cpu, rss)
+            })
             .collect();
         let cpu = usage.iter().map(|u| u.0).sum::<Option<f64>>();
         let rss = usage.iter().map(|u| u.1).sum::<Option<u64>>();
@@ -514,86 +516,6 @@ fn wait_ping(proc: &mut Proc, http_addr: SocketAddr, tcp: Option<SocketAddr>) ->
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-}
-
-/// (CPU s, peak RSS bytes) of a live process, from /proc.
-fn proc_usage(pid: u32) -> (Option<f64>, Option<u64>) {
-    let rss = fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map(|kib| kib * 1024);
-    let cpu = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // utime and stime: fields 14 and 15, i.e. 12 and 13 after the
-            // parenthesised command name.
-            let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
-            let ticks: f64 =
-                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-            // SAFETY: sysconf has no preconditions.
-            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-            Some(ticks / hz.max(1.0))
-        });
-    (cpu, rss)
-}
-
-/// CPU seconds of waited-for children so far (user + system).
-fn children_cpu() -> f64 {
-    // SAFETY: rusage is plain data that getrusage fills.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid pointer to a rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// Runs loadgen with a wall-clock limit; its JSON summary and whether it
-/// exited 0.
-fn run_loadgen(loadgen: &Path, args: &[String], limit: Duration) -> Result<(Value, bool)> {
-    let mut child = Command::new(loadgen)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", loadgen.display()))?;
-    let mut stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-    let mut stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
-    // Both pipes on threads, so a chatty child never blocks.
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("loadgen still running after {limit:?}; killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    let summary: Value = serde_json::from_str(&stdout).with_context(|| {
-        format!(
-            "loadgen exited {status} without a JSON summary: {}",
-            stderr.trim()
-        )
-    })?;
-    Ok((summary, status.success()))
 }
 
 // ---------------------------------------------------------------------------

@@ -205,7 +205,7 @@ pub fn proc_usage(pid: u32) -> (Option<u64>, Option<f64>) {
 }
 
 /// CPU seconds used by waited-for children so far (user + system).
-fn children_cpu() -> f64 {
+pub fn children_cpu() -> f64 {
     // SAFETY: rusage is plain data that getrusage fills.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: a valid pointer to a rusage.
@@ -216,41 +216,10 @@ fn children_cpu() -> f64 {
 
 /// Runs loadgen, enforcing a wall-clock limit; returns its JSON summary
 /// (present even when the run failed) and whether it exited 0.
-fn run_loadgen(env: &Env, args: &[String], limit: Duration) -> Result<(Value, bool)> {
-    let mut child = Command::new(&env.loadgen)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", env.loadgen.display()))?;
-    // Read both pipes on threads so a chatty child never blocks.
-    let mut stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-    let mut stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("loadgen still running after {limit:?}; killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+pub fn run_loadgen(loadgen: &Path, args: &[String], limit: Duration) -> Result<(Value, bool)> {
+    let (status, stdout, stderr) =
+        crate::custom::run_bounded(Command::new(loadgen).args(args), limit)
+            .with_context(|| format!("loadgen {}", loadgen.display()))?;
     let summary: Value = serde_json::from_str(&stdout).with_context(|| {
         format!(
             "loadgen exited {status} without a JSON summary: {}",
@@ -375,7 +344,8 @@ fn run_inner(
             }
             args.push(format!("--expect={previous_published}"));
         }
-        let (summary, success) = run_loadgen(env, &args, step_limit + Duration::from_secs(15))?;
+        let (summary, success) =
+            run_loadgen(&env.loadgen, &args, step_limit + Duration::from_secs(15))?;
         previous_published = summary["acknowledged"].as_u64().unwrap_or(0);
         let ok = success && summary["ok"] == true;
         if !ok && failure.is_none() {
