@@ -1,9 +1,11 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::files::list_dir;
 use super::*;
+use crate::config::Options;
 use crate::message::IdGen;
 
 /// A fresh directory under the system's temp dir, removed on drop.
