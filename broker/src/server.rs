@@ -67,11 +67,6 @@ fn check_unbuilt_features(opts: &Options) -> anyhow::Result<()> {
     if !opts.statsd_address.is_empty() {
         crate::log_warn!("--statsd-address is not supported yet: no statsd metrics will be sent");
     }
-    if !opts.e2e_processing_latency_percentiles.is_empty() {
-        crate::log_warn!(
-            "--e2e-processing-latency-percentile is not supported yet: percentiles stay empty"
-        );
-    }
     Ok(())
 }
 

@@ -41,6 +41,7 @@ use crate::client::Client;
 use crate::ctx::ShardCtx;
 use crate::message::Message;
 use crate::queue_store::{DiskSpec, Kind, QueueStore, Start};
+use crate::stats::latency::LatencyWindow;
 use crate::stats::snapshot::{ChannelStats, E2eLatency};
 use deferred::DeferredQueue;
 use inflight::{InFlight, InFlightError, InFlightTable};
@@ -80,6 +81,9 @@ pub struct Channel {
     /// each new deadline instead of peeking at the heaps per message.
     timer_at: Cell<Option<Instant>>,
     rng: Cell<u64>,
+    /// Publish-to-FIN latency, when `--e2e-processing-latency-percentile`
+    /// is set (nsqd keeps no stream otherwise).
+    e2e: Option<RefCell<LatencyWindow>>,
 }
 
 impl Channel {
@@ -90,6 +94,8 @@ impl Channel {
     pub fn create(topic: Rc<str>, name: &str, ctx: Rc<ShardCtx>, start: Start) -> Rc<Channel> {
         let ephemeral = nsq_proto::names::is_ephemeral(name);
         let capacity = ctx.opts.mem_queue_size as usize;
+        let e2e_off = ctx.opts.e2e_processing_latency_percentiles.is_empty();
+        let e2e_window = ctx.opts.e2e_processing_latency_window_time;
         let channel = Rc::new_cyclic(|me: &std::rc::Weak<Channel>| {
             let me = me.clone();
             let disk = (!ephemeral).then(|| DiskSpec {
@@ -137,6 +143,8 @@ impl Channel {
                 timer_wake: Signal::new(),
                 timer_at: Cell::new(None),
                 rng: Cell::new(RNG_SEED ^ (crate::message::now_ns() as u64)),
+                e2e: (!e2e_off)
+                    .then(|| RefCell::new(LatencyWindow::new(e2e_window, Instant::now()))),
             }
         });
         glommio::spawn_local(timer_loop(
@@ -386,7 +394,12 @@ impl Channel {
 
     /// FIN: the consumer is done with the message.
     pub fn finish(&self, client: &Client, id: &MessageId) -> Result<(), InFlightError> {
-        self.in_flight.borrow_mut().remove(id, client.id)?;
+        let entry = self.in_flight.borrow_mut().remove(id, client.id)?;
+        if let Some(e2e) = &self.e2e {
+            let published = entry.msg.timestamp;
+            e2e.borrow_mut()
+                .record(published, crate::message::now_ns(), Instant::now());
+        }
         self.release(id, true);
         client.on_finished();
         self.dispatch();
@@ -569,6 +582,10 @@ impl Channel {
             clients: include_clients.then(|| consumers.iter().map(|c| c.stats()).collect()),
             paused: self.paused.get(),
             e2e_processing_latency: E2eLatency::default(),
+            e2e_samples: self
+                .e2e
+                .as_ref()
+                .map(|e2e| e2e.borrow_mut().snapshot(Instant::now())),
         }
     }
 }

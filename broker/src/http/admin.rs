@@ -88,7 +88,11 @@ pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Reply {
             producers.extend(clients);
         }
     }
-    let merged = snapshot::merge(parts);
+    let mut merged = snapshot::merge(parts);
+    snapshot::with_latency(
+        &mut merged,
+        &shard.opts().e2e_processing_latency_percentiles,
+    );
     // nsqd returns early (topics and producers null) for an unknown topic.
     let unknown_topic = topic.is_some() && merged.is_empty();
     let topics = snapshot::filter(merged, topic, channel);

@@ -13,13 +13,14 @@
 //! filters and renders on the shard that got the HTTP request. Nothing here
 //! reads a clock or touches shard state: "now" is a parameter.
 
+pub mod latency;
 pub mod snapshot;
 
 use std::fmt::Write as _;
 
 pub use snapshot::{
-    filter, filter_producers, merge, ChannelStats, ClientStats, E2eLatency, MemStats, Percentile,
-    PubCount, StatsDoc, TopicStats,
+    filter, filter_producers, merge, with_latency, ChannelStats, ClientStats, E2eLatency, MemStats,
+    Percentile, PubCount, StatsDoc, TopicStats,
 };
 
 /// Renders `doc` the way nsqd's `printStats` lays it out. `now_unix` (Unix

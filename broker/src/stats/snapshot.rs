@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::latency::Histogram;
+
 /// The whole `/stats?format=json` answer (the anonymous struct in nsqd's
 /// `doStats`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -58,6 +60,10 @@ pub struct TopicStats {
     pub paused: bool,
     /// Aggregate of the channels' latency streams.
     pub e2e_processing_latency: E2eLatency,
+    /// The channels' latency samples merged ([`with_latency`]); not in the
+    /// JSON.
+    #[serde(skip)]
+    pub e2e_samples: Option<Histogram>,
 }
 
 /// One channel (nsqd `ChannelStats`). A channel lives on one owner shard;
@@ -88,6 +94,10 @@ pub struct ChannelStats {
     pub paused: bool,
     /// Time from publish to FIN, if percentiles are configured.
     pub e2e_processing_latency: E2eLatency,
+    /// The samples behind it, as the owner shard sent them (None without
+    /// configured percentiles); not in the JSON.
+    #[serde(skip)]
+    pub e2e_samples: Option<Histogram>,
 }
 
 /// One connected TCP client (nsqd `ClientV2Stats`), for consumers under a
@@ -204,38 +214,6 @@ pub struct MemStats {
     pub gc_total_runs: u32,
 }
 
-impl E2eLatency {
-    /// Folds `other` into `self`. Quantile streams cannot be merged exactly
-    /// from their results, so each percentile becomes the count-weighted mean
-    /// of the parts, which is exact when one part holds all samples (the
-    /// common case: one owner shard per channel).
-    pub fn merge(&mut self, other: &E2eLatency) {
-        let (own_weight, other_weight) = (self.count.max(0) as f64, other.count.max(0) as f64);
-        self.count = self.count.saturating_add(other.count);
-        let Some(theirs) = &other.percentiles else {
-            return;
-        };
-        let Some(ours) = &mut self.percentiles else {
-            self.percentiles = Some(theirs.clone());
-            return;
-        };
-        for incoming in theirs {
-            match ours.iter_mut().find(|p| p.quantile == incoming.quantile) {
-                Some(existing) => {
-                    let total = own_weight + other_weight;
-                    if total > 0.0 {
-                        existing.value =
-                            (existing.value * own_weight + incoming.value * other_weight) / total;
-                    } else {
-                        existing.value = existing.value.max(incoming.value);
-                    }
-                }
-                None => ours.push(*incoming),
-            }
-        }
-    }
-}
-
 impl TopicStats {
     fn absorb(&mut self, other: TopicStats) {
         self.depth = self.depth.saturating_add(other.depth);
@@ -243,8 +221,6 @@ impl TopicStats {
         self.message_count = self.message_count.saturating_add(other.message_count);
         self.message_bytes = self.message_bytes.saturating_add(other.message_bytes);
         self.paused |= other.paused;
-        self.e2e_processing_latency
-            .merge(&other.e2e_processing_latency);
         self.channels.extend(other.channels);
     }
 }
@@ -267,8 +243,51 @@ impl ChannelStats {
             (ours, theirs) => ours.or(theirs),
         };
         self.paused |= other.paused;
-        self.e2e_processing_latency
-            .merge(&other.e2e_processing_latency);
+        self.e2e_samples = match (self.e2e_samples.take(), other.e2e_samples) {
+            (Some(mut ours), Some(theirs)) => {
+                ours.merge(&theirs);
+                Some(ours)
+            }
+            (ours, theirs) => ours.or(theirs),
+        };
+    }
+}
+
+/// Fills the `e2e_processing_latency` of every channel from its samples, and
+/// of every topic from all its channels' samples merged (nsqd's
+/// `AggregateChannelE2eProcessingLatency`), at `percentiles` in their
+/// configured order. Run after [`merge`], before [`filter`]: a topic's
+/// latency covers all its channels whatever the filter. Without samples
+/// (no percentiles configured, or a topic without channels) the latency
+/// stays `{"count":0,"percentiles":null}`, as nsqd's nil stream reports.
+pub fn with_latency(topics: &mut [TopicStats], percentiles: &[f64]) {
+    for topic in topics {
+        let mut all: Option<Histogram> = None;
+        for channel in &mut topic.channels {
+            if let Some(samples) = &channel.e2e_samples {
+                channel.e2e_processing_latency = latency_of(samples, percentiles);
+                all.get_or_insert_with(Histogram::default).merge(samples);
+            }
+        }
+        if let Some(samples) = &all {
+            topic.e2e_processing_latency = latency_of(samples, percentiles);
+        }
+        topic.e2e_samples = all;
+    }
+}
+
+fn latency_of(samples: &Histogram, percentiles: &[f64]) -> E2eLatency {
+    E2eLatency {
+        count: i64::try_from(samples.count()).unwrap_or(i64::MAX),
+        percentiles: Some(
+            percentiles
+                .iter()
+                .map(|&quantile| Percentile {
+                    quantile,
+                    value: samples.quantile(quantile),
+                })
+                .collect(),
+        ),
     }
 }
 
@@ -276,8 +295,8 @@ impl ChannelStats {
 /// each topic, by channel name, as nsqd's `GetStats` sorts.
 ///
 /// Topics with the same name are summed (counts and depths added, `paused`
-/// OR'd, latencies merged); so are channels with the same name in a topic,
-/// whose client lists are concatenated.
+/// OR'd); so are channels with the same name in a topic,
+/// whose client lists are concatenated and latency samples merged.
 pub fn merge(parts: Vec<Vec<TopicStats>>) -> Vec<TopicStats> {
     let mut topics: BTreeMap<String, TopicStats> = BTreeMap::new();
     for topic in parts.into_iter().flatten() {
@@ -596,29 +615,6 @@ mod tests {
         let merged = merge(vec![vec![big.clone()], vec![big]]);
         assert_eq!(merged[0].message_count, u64::MAX);
         assert_eq!(merged[0].depth, i64::MAX);
-    }
-
-    #[test]
-    fn e2e_merge_weights_by_count() {
-        let part = |count, value| E2eLatency {
-            count,
-            percentiles: Some(vec![Percentile {
-                quantile: 0.99,
-                value,
-            }]),
-        };
-        let mut total = E2eLatency::default();
-        total.merge(&part(1, 100.0));
-        total.merge(&part(3, 200.0));
-        total.merge(&E2eLatency::default());
-        assert_eq!(total.count, 4);
-        assert_eq!(
-            total.percentiles,
-            Some(vec![Percentile {
-                quantile: 0.99,
-                value: 175.0
-            }])
-        );
     }
 
     #[test]

@@ -406,6 +406,7 @@ impl Topic {
             message_bytes: self.message_bytes.get(),
             paused: self.paused.get(),
             e2e_processing_latency: E2eLatency::default(),
+            e2e_samples: None,
         }
     }
 
