@@ -35,6 +35,8 @@ pub struct ShardCtx {
     /// starves the consumers and publishers it serves (work-conserving: the
     /// pump still gets the CPU nobody else wants).
     pub pump_queue: Option<glommio::TaskQueueHandle>,
+    /// What this core counts for `/metrics`.
+    pub counters: crate::metrics::Counters,
     health: RefCell<Option<String>>,
     /// Per queue name, the stores whose file jobs are running or waiting,
     /// in order (see [`ShardCtx::queue_turn`]).
@@ -52,6 +54,7 @@ impl ShardCtx {
             data_path,
             sync_wake: Signal::new(),
             pump_queue: None,
+            counters: crate::metrics::Counters::default(),
             health: RefCell::new(None),
             turns: RefCell::new(HashMap::new()),
             next_turn: Cell::new(0),

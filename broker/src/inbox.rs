@@ -14,9 +14,10 @@ use glommio::channels::shared_channel::ConnectedReceiver;
 use crate::peers::msg::ShardMsg;
 use crate::shard::Shard;
 
-/// Drain the queue from one peer shard for as long as the process runs.
-pub async fn run(shard: Rc<Shard>, rx: ConnectedReceiver<ShardMsg>) {
+/// Drain the queue from peer shard `from` for as long as the process runs.
+pub async fn run(shard: Rc<Shard>, from: usize, rx: ConnectedReceiver<ShardMsg>) {
     while let Some(msg) = rx.recv().await {
+        shard.peers.taken_from(from);
         match msg {
             ShardMsg::Deliver {
                 topic,

@@ -4,8 +4,9 @@
 //! - [`message`], [`idmap`] (maps keyed by message ID), [`config`], [`log`],
 //!   [`tls`] (rustls settings, the bounded handshake), [`auth`] (auth server
 //!   queries, authorizations), [`wire`] (a connection's TLS and compression
-//!   layers), [`client`] (one connection's state), [`stats`], [`metadata`]
-//!   (`nsqd.dat`): leaves.
+//!   layers), [`client`] (one connection's state), [`stats`] (`/stats`
+//!   documents, e2e latency), [`metrics`] (per-core counters, Prometheus
+//!   text), [`metadata`] (`nsqd.dat`): leaves.
 //! - [`backend`], [`acklog`]: a queue's disk side; [`ctx`]: a shard's
 //!   storage context; [`queue_store`]: a queue's storage (memory, disk,
 //!   health, sync), held by every topic part and channel; [`peers`]: the other shards (mesh handle, `ShardMsg`,
@@ -18,7 +19,8 @@
 //! - [`protocol`]: the TCP protocol: the per-connection loop
 //!   (`protocol::conn`), command execution (`protocol::exec`), the writer
 //!   (`protocol::pump`); [`http`]: the HTTP API.
-//! - [`inbox`]: applies what other shards send; [`server`]: startup.
+//! - [`inbox`]: applies what other shards send; [`statsd`]: the statsd
+//!   push (shard 0); [`server`]: startup.
 //!
 //! The message path, in order: `protocol::conn` reads a PUB, `protocol::exec`
 //! stores it with `topic::Topic::put` on the same core and answers OK;
@@ -40,12 +42,14 @@ pub mod inbox;
 pub mod log;
 pub mod message;
 pub mod metadata;
+pub mod metrics;
 pub mod peers;
 pub mod protocol;
 pub mod queue_store;
 pub mod server;
 pub mod shard;
 pub mod stats;
+
 pub mod tls;
 pub mod topic;
 pub mod upgrade;

@@ -724,12 +724,15 @@ impl QueueStore {
             _ => return Ok(()),
         };
         if let Some(ds) = begun {
-            let (ds, res) = glommio::executor()
-                .spawn_blocking(move || {
+            let counters = &self.inner.ctx.counters;
+            let (ds, res, took) = counters
+                .blocking(move || {
+                    let start = std::time::Instant::now();
                     let res = ds.run();
-                    (ds, res)
+                    (ds, res, start.elapsed())
                 })
                 .await;
+            counters.fsync_took(took);
             if let Disk::Open(d) = &mut *self.inner.disk.borrow_mut() {
                 d.backend.finish_sync_data(ds, res)?;
             }
@@ -758,9 +761,7 @@ async fn run(inner: Rc<Inner>, turn: QueueTurn) {
         let (Some(job), Some(spec)) = (job, inner.spec.clone()) else {
             break;
         };
-        let done = glommio::executor()
-            .spawn_blocking(move || job.run(&spec))
-            .await;
+        let done = inner.ctx.counters.blocking(move || job.run(&spec)).await;
         store.install(done);
     }
     drop(turn);

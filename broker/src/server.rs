@@ -23,7 +23,7 @@ use crate::shard::{Listen, Shard};
 /// Capacity of each shard-to-shard queue, in messages (a `Deliver` carries
 /// up to 1024 messages). Bounded so a slow core pushes back on its peers
 /// instead of buffering without limit.
-const MESH_CAPACITY: usize = 1024;
+pub const MESH_CAPACITY: usize = 1024;
 
 fn resolve(flag: &str, addr: &str) -> anyhow::Result<SocketAddr> {
     addr.to_socket_addrs()
@@ -291,8 +291,8 @@ async fn run_shard(
     );
     shard.restore(&boot.restored);
     shard.start_tasks();
-    for (_from, rx) in receivers {
-        glommio::spawn_local(crate::inbox::run(shard.clone(), rx)).detach();
+    for (from, rx) in receivers {
+        glommio::spawn_local(crate::inbox::run(shard.clone(), from, rx)).detach();
     }
     if let Some(http) = http {
         glommio::spawn_local(accept_http(shard.clone(), http, false)).detach();

@@ -325,6 +325,7 @@ impl Channel {
             msg.attempts = msg.attempts.saturating_add(1);
             let deadline = now + client.msg_timeout();
             client.send_message(&msg);
+            self.ctx.counters.message_out();
             self.in_flight.borrow_mut().insert(InFlight {
                 msg,
                 client_id: client.id,

@@ -404,6 +404,12 @@ pub(super) static FLAGS: &[FlagSpec] = &[
         slot!(Bool, ack_after_fsync),
         "acknowledge PUB/MPUB/DPUB only after the message is written to disk and fdatasync'ed (group commit); default: acknowledge once stored in memory, as nsqd",
     ),
+    flag(
+        "metrics-per-client",
+        Some("metrics_per_client"),
+        slot!(Bool, metrics_per_client),
+        "also expose one series per connected consumer in GET /metrics (labels grow with the number of clients)",
+    ),
 ];
 
 pub(super) fn find_flag(name: &str) -> Option<&'static FlagSpec> {

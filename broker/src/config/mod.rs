@@ -361,6 +361,9 @@ pub struct Options {
     /// group commit). Default false (nsqd's behaviour: acknowledged once in
     /// memory or in the page cache).
     pub ack_after_fsync: bool,
+    /// `--metrics-per-client`: per-consumer series in `GET /metrics`.
+    /// Default false (bounded label cardinality).
+    pub metrics_per_client: bool,
 }
 
 impl Default for Options {
@@ -452,6 +455,7 @@ impl Options {
 
             shards: 0,
             ack_after_fsync: false,
+            metrics_per_client: false,
         }
     }
 

@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use super::Reply;
 use crate::config::NSQD_VERSION as VERSION;
+use crate::metrics::exposition;
+use crate::metrics::process::ProcessFigures;
 use crate::peers::msg::{ControlOp, ControlReply};
 use crate::peers::routing;
 use crate::shard::Shard;
@@ -118,6 +120,46 @@ pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Reply {
     } else {
         Reply::Text(stats::render_text(&doc, crate::message::now_secs()).into_bytes())
     }
+}
+
+/// GET /metrics (ours): Prometheus text, gathered from every shard as
+/// /stats is; the process figures are read on the blocking pool.
+pub async fn metrics(shard: &Rc<Shard>) -> Reply {
+    let opts = shard.opts();
+    let replies = shard
+        .call_all(ControlOp::Metrics {
+            include_clients: opts.metrics_per_client,
+        })
+        .await;
+    let mut parts = Vec::new();
+    let mut figures = Vec::new();
+    for reply in replies {
+        if let ControlReply::Metrics(topics, shard_figures) = reply {
+            parts.push(topics);
+            figures.push(*shard_figures);
+        }
+    }
+    figures.sort_by_key(|f| f.shard);
+    let mut topics = snapshot::merge(parts);
+    snapshot::with_latency(&mut topics, &opts.e2e_processing_latency_percentiles);
+    let data_path = shard.data_path().to_path_buf();
+    let process = shard
+        .ctx
+        .counters
+        .blocking(move || ProcessFigures::read(&data_path))
+        .await;
+    let text = exposition::render(&exposition::Scrape {
+        version: VERSION,
+        healthy: health(shard).await.is_none(),
+        start_time: shard.start_time,
+        topics: &topics,
+        percentiles: &opts.e2e_processing_latency_percentiles,
+        shards: &figures,
+        mesh_capacity: crate::server::MESH_CAPACITY,
+        process,
+        per_client: opts.metrics_per_client,
+    });
+    Reply::Typed(exposition::CONTENT_TYPE, text.into_bytes())
 }
 
 fn topic_arg(req: &Request) -> Result<&str, Reply> {

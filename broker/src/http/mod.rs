@@ -30,6 +30,8 @@ pub enum Reply {
     Err(u16, &'static str),
     /// A non-V1 plain response (for /ping).
     Plain(u16, String),
+    /// 200 with a body of the given content type (for /metrics).
+    Typed(&'static str, Vec<u8>),
 }
 
 impl Reply {
@@ -155,6 +157,9 @@ fn write_reply(out: &mut BytesMut, reply: Reply, keep_alive: bool) {
             body.as_bytes(),
             keep_alive,
         ),
+        Reply::Typed(content_type, body) => {
+            codec::encode_response(out, 200, Some(content_type), &body, keep_alive)
+        }
     }
 }
 
@@ -163,7 +168,7 @@ async fn route(shard: &Rc<Shard>, req: &Request) -> Reply {
     let path = req.path.as_str();
     let method = req.method.as_str();
     let allowed: &[&str] = match path {
-        "/ping" | "/info" | "/stats" => &["GET"],
+        "/ping" | "/info" | "/stats" | "/metrics" => &["GET"],
         "/pub" | "/mpub" => &["POST"],
         p if p.starts_with("/topic/") || p.starts_with("/channel/") => &["POST"],
         p if p.starts_with("/config/") => &["GET", "PUT"],
@@ -174,6 +179,7 @@ async fn route(shard: &Rc<Shard>, req: &Request) -> Reply {
         "/ping"
             | "/info"
             | "/stats"
+            | "/metrics"
             | "/pub"
             | "/mpub"
             | "/topic/create"
@@ -206,6 +212,7 @@ async fn route(shard: &Rc<Shard>, req: &Request) -> Reply {
         },
         "/info" => admin::info(shard),
         "/stats" => admin::stats(shard, req).await,
+        "/metrics" => admin::metrics(shard).await,
         "/pub" => publish::pub_(shard, req).await,
         "/mpub" => publish::mpub(shard, req).await,
         "/topic/create" => admin::topic_create(shard, req).await,

@@ -11,6 +11,8 @@
 pub mod msg;
 pub mod routing;
 
+use std::cell::RefCell;
+
 use nsq_io::mesh::Mesh;
 
 use msg::{ControlOp, ControlReply, ShardMsg};
@@ -23,15 +25,23 @@ pub struct Peers {
     /// Number of shards.
     pub shards: usize,
     mesh: Mesh<ShardMsg>,
+    /// Messages put into each peer's queue (for `/metrics`: with what the
+    /// peer counted as taken, the queue's depth).
+    sent: RefCell<Vec<u64>>,
+    /// Messages taken from each peer's queue.
+    received: RefCell<Vec<u64>>,
 }
 
 impl Peers {
     /// Wrap this shard's connected mesh.
     pub fn new(mesh: Mesh<ShardMsg>) -> Peers {
+        let shards = mesh.shards();
         Peers {
             id: mesh.shard(),
-            shards: mesh.shards(),
+            shards,
             mesh,
+            sent: RefCell::new(vec![0; shards]),
+            received: RefCell::new(vec![0; shards]),
         }
     }
 
@@ -43,12 +53,32 @@ impl Peers {
     /// Send to shard `to` (never this one), waiting while its queue is full:
     /// back-pressure. `Err` only when that shard is gone.
     pub async fn send(&self, to: usize, msg: ShardMsg) -> Result<(), ()> {
-        self.mesh.send(to, msg).await.map_err(drop)
+        self.mesh.send(to, msg).await.map_err(drop)?;
+        self.count(&self.sent, to);
+        Ok(())
     }
 
     /// Send without waiting; a full queue gives the message back.
     pub fn try_send(&self, to: usize, msg: ShardMsg) -> Result<(), Option<ShardMsg>> {
-        self.mesh.try_send(to, msg)
+        self.mesh.try_send(to, msg)?;
+        self.count(&self.sent, to);
+        Ok(())
+    }
+
+    /// A message from shard `from` was taken off its queue (`inbox`).
+    pub fn taken_from(&self, from: usize) {
+        self.count(&self.received, from);
+    }
+
+    /// Messages sent per destination and taken per source, so far.
+    pub fn mesh_counts(&self) -> (Vec<u64>, Vec<u64>) {
+        (self.sent.borrow().clone(), self.received.borrow().clone())
+    }
+
+    fn count(&self, counts: &RefCell<Vec<u64>>, shard: usize) {
+        if let Some(n) = counts.borrow_mut().get_mut(shard) {
+            *n += 1;
+        }
     }
 
     /// Run `op` on another shard and wait for its answer (`NotFound` if

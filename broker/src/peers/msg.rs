@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use crate::client::ClientInfo;
 use crate::message::Message;
 use crate::metadata::TopicMeta;
+use crate::metrics::ShardFigures;
 use crate::stats::snapshot::{ClientStats, PubCount, TopicStats};
 
 /// A message from one shard to another.
@@ -132,6 +133,11 @@ pub enum ControlOp {
         /// Include per-client entries.
         include_clients: bool,
     },
+    /// Report this shard's stats and per-core figures for `/metrics`.
+    Metrics {
+        /// Include per-client entries (`--metrics-per-client`).
+        include_clients: bool,
+    },
 }
 
 /// Answers to [`ControlOp`].
@@ -147,6 +153,8 @@ pub enum ControlReply {
     Metadata(Vec<TopicMeta>),
     /// A shard's partial stats.
     Stats(Vec<TopicStats>, Vec<ClientStats>),
+    /// A shard's partial stats and its per-core figures.
+    Metrics(Vec<TopicStats>, Box<ShardFigures>),
     /// Channel names nsqlookupd knows for a topic.
     Channels(Vec<String>),
 }

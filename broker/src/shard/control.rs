@@ -77,6 +77,18 @@ impl Shard {
                     self.stats(topic.as_deref(), channel.as_deref(), include_clients);
                 ControlReply::Stats(topics, producers)
             }
+            ControlOp::Metrics { include_clients } => {
+                let (topics, _) = self.stats(None, None, include_clients);
+                let mut figures = self.ctx.counters.figures(
+                    self.id(),
+                    self.connection_count(),
+                    self.peers.mesh_counts(),
+                );
+                figures.messages_in = topics
+                    .iter()
+                    .fold(0u64, |sum, t| sum.saturating_add(t.message_count));
+                ControlReply::Metrics(topics, Box::new(figures))
+            }
         }
     }
 

@@ -319,8 +319,10 @@ impl Shard {
         }
         let meta = Metadata::merge(parts);
         let dir = self.data_path().to_path_buf();
-        let result = glommio::executor()
-            .spawn_blocking(move || metadata::save(&dir, &meta))
+        let result = self
+            .ctx
+            .counters
+            .blocking(move || metadata::save(&dir, &meta))
             .await;
         if let Err(e) = result {
             crate::log_error!("failed to persist metadata - {e}");
@@ -557,6 +559,11 @@ impl Shard {
             replies.push(self.call(to, op.clone()).await);
         }
         replies
+    }
+
+    /// Open TCP client connections on this core.
+    pub fn connection_count(&self) -> usize {
+        self.clients.borrow().len()
     }
 
     /// This shard's part of /stats: its topic parts (with the channels it

@@ -488,6 +488,7 @@ async fn pump(topic: Weak<Topic>, peers: Rc<Peers>) {
                 }
             }
             let name = t.name.to_string();
+            let ctx = t.ctx.clone();
             drop(t);
             let mut acks = Vec::new();
             for (to, names) in remote {
@@ -506,6 +507,8 @@ async fn pump(topic: Weak<Topic>, peers: Rc<Peers>) {
                 // Waits while the destination's queue is full: back-pressure.
                 if peers.send(to, deliver).await.is_err() {
                     crate::log_error!("TOPIC({name}): shard {to} is gone");
+                } else {
+                    ctx.counters.handed_off(batch.len());
                 }
                 acks.extend(acked);
             }
