@@ -5,7 +5,7 @@
 //!   [`tls`] (rustls settings, the bounded handshake), [`auth`] (auth server
 //!   queries, authorizations), [`wire`] (a connection's TLS and compression
 //!   layers), [`client`] (one connection's state), [`stats`] (`/stats`
-//!   documents, e2e latency), [`metrics`] (per-core counters, Prometheus
+//!   documents, e2e latency, statsd lines), [`metrics`] (per-core counters, Prometheus
 //!   text), [`metadata`] (`nsqd.dat`): leaves.
 //! - [`backend`], [`acklog`]: a queue's disk side; [`ctx`]: a shard's
 //!   storage context; [`queue_store`]: a queue's storage (memory, disk,
@@ -19,8 +19,7 @@
 //! - [`protocol`]: the TCP protocol: the per-connection loop
 //!   (`protocol::conn`), command execution (`protocol::exec`), the writer
 //!   (`protocol::pump`); [`http`]: the HTTP API.
-//! - [`inbox`]: applies what other shards send; [`statsd`]: the statsd
-//!   push (shard 0); [`server`]: startup.
+//! - [`inbox`]: applies what other shards send; [`server`]: startup.
 //!
 //! The message path, in order: `protocol::conn` reads a PUB, `protocol::exec`
 //! stores it with `topic::Topic::put` on the same core and answers OK;

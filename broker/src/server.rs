@@ -60,19 +60,8 @@ impl DirLock {
     }
 }
 
-/// Refuse settings whose feature is not built yet where running without it
-/// would weaken security (a user asking for TLS or AUTH must not silently get
-/// plain, open connections); warn for the harmless ones.
-fn check_unbuilt_features(opts: &Options) -> anyhow::Result<()> {
-    if !opts.statsd_address.is_empty() {
-        crate::log_warn!("--statsd-address is not supported yet: no statsd metrics will be sent");
-    }
-    Ok(())
-}
-
 /// Run nsqd until the process is signalled. Returns only on startup errors.
 pub fn run(opts: Options) -> anyhow::Result<()> {
-    check_unbuilt_features(&opts)?;
     let data_path: PathBuf = if opts.data_path.as_os_str().is_empty() {
         std::env::current_dir().context("cannot read the working directory")?
     } else {

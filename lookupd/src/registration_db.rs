@@ -334,6 +334,29 @@ impl RegistrationDb {
         count
     }
 
+    /// What `/metrics` shows: identified peers, topic and channel keys, and
+    /// topic producers tombstoned less than `lifetime` ago.
+    pub fn counts(&self, lifetime: Duration, now: i64) -> DbCounts {
+        let mut counts = DbCounts {
+            producers: self.peers.len(),
+            ..DbCounts::default()
+        };
+        for (registration, producers) in &self.registrations {
+            match registration.category {
+                Category::Client => {}
+                Category::Topic => {
+                    counts.topics += 1;
+                    counts.tombstones += producers
+                        .values()
+                        .filter(|p| p.is_tombstoned(lifetime, now))
+                        .count();
+                }
+                Category::Channel => counts.channels += 1,
+            }
+        }
+        counts
+    }
+
     /// Every key that has producers, with them (for `/debug`).
     pub fn dump(&self) -> impl Iterator<Item = (&Registration, Vec<ProducerRef<'_>>)> {
         self.registrations
@@ -369,6 +392,19 @@ impl RegistrationDb {
             producer,
         })
     }
+}
+
+/// Sizes of the DB (see [`RegistrationDb::counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbCounts {
+    /// nsqd nodes connected and identified.
+    pub producers: usize,
+    /// Topic keys.
+    pub topics: usize,
+    /// Channel keys.
+    pub channels: usize,
+    /// Topic producers currently tombstoned.
+    pub tombstones: usize,
 }
 
 /// Go's `Registrations.Keys()`.

@@ -99,7 +99,7 @@ fn topics(out: &mut Out, s: &Scrape) {
     out.family(
         name,
         "summary",
-        "Time from publish to FIN over the --e2e-processing-latency-window-time, all channels of the topic.",
+        "Time from publish to FIN: quantiles over the --e2e-processing-latency-window-time, _sum and _count since start; all channels of the topic.",
     );
     for t in s.topics {
         if let Some(samples) = &t.e2e_samples {
@@ -188,7 +188,7 @@ fn channels(out: &mut Out, s: &Scrape) {
     out.family(
         name,
         "summary",
-        "Time from publish to FIN over the --e2e-processing-latency-window-time.",
+        "Time from publish to FIN: quantiles over the --e2e-processing-latency-window-time, _sum and _count since start.",
     );
     for t in s.topics {
         for c in &t.channels {
@@ -216,8 +216,14 @@ fn summary(
         with_q.push(("quantile", &quantile));
         out.sample(name, &with_q, samples.quantile(q) / 1e9);
     }
-    out.sample(&format!("{name}_sum"), labels, samples.sum_seconds());
-    out.sample(&format!("{name}_count"), labels, samples.count() as f64);
+    // Quantiles cover the window; _sum and _count all samples ever, as
+    // Prometheus expects of a summary (rate() of them works).
+    out.sample(&format!("{name}_sum"), labels, samples.total_seconds());
+    out.sample(
+        &format!("{name}_count"),
+        labels,
+        samples.total_count() as f64,
+    );
 }
 
 fn clients(out: &mut Out, topics: &[TopicStats]) {

@@ -160,6 +160,16 @@ impl Shard {
                 self.metadata_wake.clone(),
             ))
             .detach();
+            let opts = self.opts();
+            if !opts.statsd_address.is_empty() {
+                let id = identity(opts, &self.listen);
+                let prefix = crate::stats::statsd::prefix(
+                    &opts.statsd_prefix,
+                    &id.broadcast_address,
+                    id.http_port,
+                );
+                glommio::spawn_local(tasks::statsd::run(Rc::downgrade(self), prefix)).detach();
+            }
         }
         glommio::spawn_local(tasks::sync::run(
             Rc::downgrade(self),

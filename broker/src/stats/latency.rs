@@ -27,6 +27,10 @@ pub struct Histogram {
     count: u64,
     sum_ns: u128,
     max_ns: u64,
+    /// Samples ever recorded by the window(s) behind this snapshot, and
+    /// their sum: a Prometheus summary's `_count` and `_sum` must only grow.
+    total: u64,
+    total_ns: u128,
 }
 
 impl Histogram {
@@ -40,6 +44,8 @@ impl Histogram {
         self.count += 1;
         self.sum_ns += u128::from(ns);
         self.max_ns = self.max_ns.max(ns);
+        self.total += 1;
+        self.total_ns += u128::from(ns);
     }
 
     /// Adds every sample of `other`.
@@ -53,6 +59,8 @@ impl Histogram {
         self.count += other.count;
         self.sum_ns += other.sum_ns;
         self.max_ns = self.max_ns.max(other.max_ns);
+        self.total += other.total;
+        self.total_ns += other.total_ns;
     }
 
     /// Samples held.
@@ -60,9 +68,15 @@ impl Histogram {
         self.count
     }
 
-    /// Sum of the samples, seconds (for a Prometheus summary's `_sum`).
-    pub fn sum_seconds(&self) -> f64 {
-        self.sum_ns as f64 / 1e9
+    /// Samples recorded since the channel was created (a summary's
+    /// `_count`), window or not.
+    pub fn total_count(&self) -> u64 {
+        self.total
+    }
+
+    /// Their sum in seconds (a summary's `_sum`).
+    pub fn total_seconds(&self) -> f64 {
+        self.total_ns as f64 / 1e9
     }
 
     /// The latency (ns) at quantile `q` (0 < q <= 1): the middle of the
@@ -86,6 +100,7 @@ impl Histogram {
         self.max_ns as f64
     }
 
+    /// Forgets the samples, keeps the all-time totals.
     fn clear(&mut self) {
         self.counts.clear();
         self.count = 0;
@@ -122,6 +137,8 @@ fn bucket_middle(index: usize) -> u64 {
 #[derive(Debug)]
 pub struct LatencyWindow {
     halves: [Histogram; 2],
+    total: u64,
+    total_ns: u128,
     current: usize,
     last_move: Instant,
     half: Duration,
@@ -132,6 +149,8 @@ impl LatencyWindow {
     pub fn new(window: Duration, now: Instant) -> LatencyWindow {
         LatencyWindow {
             halves: [Histogram::default(), Histogram::default()],
+            total: 0,
+            total_ns: 0,
             current: 0,
             last_move: now,
             half: (window / 2).max(Duration::from_millis(1)),
@@ -144,6 +163,8 @@ impl LatencyWindow {
         self.advance(now);
         let latency = now_ns.saturating_sub(published_ns).max(0) as u64;
         self.halves[self.current].record(latency);
+        self.total += 1;
+        self.total_ns += u128::from(latency);
     }
 
     /// Both halves merged, after dropping what fell out of the window.
@@ -151,6 +172,8 @@ impl LatencyWindow {
         self.advance(now);
         let mut all = self.halves[0].clone();
         all.merge(&self.halves[1]);
+        all.total = self.total;
+        all.total_ns = self.total_ns;
         all
     }
 
@@ -212,7 +235,8 @@ mod tests {
         let p99 = h.quantile(0.99);
         assert!((p99 - 99e6).abs() / 99e6 < 0.04, "{p99}");
         assert_eq!(h.quantile(1.0), 100e6);
-        assert!((h.sum_seconds() - 5.05).abs() < 1e-9);
+        assert!((h.total_seconds() - 5.05).abs() < 1e-9);
+        assert_eq!(h.total_count(), 100);
     }
 
     #[test]
@@ -247,6 +271,8 @@ mod tests {
         // Long idle: everything goes.
         let t3 = start + Duration::from_secs(60);
         assert_eq!(w.snapshot(t3).count(), 0);
+        // The all-time totals only grow.
+        assert_eq!(w.snapshot(t3).total_count(), 2);
         // A clock step back records zero, not a wrapped value.
         w.record(5_000, 1_000, t3);
         assert_eq!(w.snapshot(t3).quantile(1.0), 0.0);

@@ -15,6 +15,7 @@
 
 pub mod latency;
 pub mod snapshot;
+pub mod statsd;
 
 use std::fmt::Write as _;
 

@@ -35,6 +35,7 @@ pub(super) fn handle(lookupd: &Lookupd, req: &Request) -> Reply {
             json(&serde_json::json!({ "topics": topics }))
         }
         "/nodes" => nodes(lookupd),
+        "/metrics" => metrics(lookupd),
         // The rest parse the query first (nsqlookupd's NewReqParams).
         _ if req.query_error => Reply::Err(400, "INVALID_REQUEST"),
         "/lookup" => lookup(lookupd, req),
@@ -53,6 +54,42 @@ pub(super) fn handle(lookupd: &Lookupd, req: &Request) -> Reply {
         "/channel/delete" => channel_delete(lookupd, req),
         _ => Reply::Err(404, "NOT_FOUND"),
     }
+}
+
+/// `GET /metrics` (ours): the registration DB's sizes as Prometheus text.
+fn metrics(lookupd: &Lookupd) -> Reply {
+    let counts = lookupd
+        .db
+        .borrow()
+        .counts(lookupd.opts.tombstone_lifetime, now_ns());
+    let families = [
+        (
+            "nsqlookupd_producers",
+            "nsqd nodes connected and identified.",
+            counts.producers,
+        ),
+        ("nsqlookupd_topics", "Topics registered.", counts.topics),
+        (
+            "nsqlookupd_channels",
+            "Channels registered.",
+            counts.channels,
+        ),
+        (
+            "nsqlookupd_tombstones",
+            "Topic producers tombstoned and not yet expired.",
+            counts.tombstones,
+        ),
+    ];
+    let mut text = String::new();
+    for (name, help, value) in families {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
+    }
+    text.push_str(&format!(
+        "# HELP nsqlookupd_info Always 1; the version is a label.\n# TYPE nsqlookupd_info gauge\nnsqlookupd_info{{version=\"{VERSION}\"}} 1\n"
+    ));
+    Reply::Metrics(text)
 }
 
 /// `/lookup` body: map keys in Go's sorted order.

@@ -31,8 +31,9 @@ const MAX_BODY: usize = 1 << 20;
 const IO_CHUNK: usize = 4096;
 
 /// Every route, as httprouter is told in `newHTTPServer`.
-const ROUTES: [(&str, &str); 12] = [
+const ROUTES: [(&str, &str); 13] = [
     ("GET", "/ping"),
+    ("GET", "/metrics"),
     ("GET", "/info"),
     ("GET", "/debug"),
     ("GET", "/lookup"),
@@ -55,6 +56,8 @@ pub(crate) enum Reply {
     Text(&'static str),
     /// 200, JSON.
     Json(Vec<u8>),
+    /// 200, Prometheus text (`/metrics`, ours).
+    Metrics(String),
     /// An error status with `{"message": ...}`.
     Err(u16, &'static str),
     /// 405 (or 200 for OPTIONS) with an `Allow` header.
@@ -107,7 +110,7 @@ pub async fn serve(lookupd: Rc<Lookupd>, mut stream: TcpStream) {
 /// nsqlookupd logs every request its handlers (or 404/405) answer.
 fn log_request(req: &Request, reply: &Reply, remote: &str, elapsed: Duration) {
     let status = match reply {
-        Reply::Empty | Reply::Text(_) | Reply::Json(_) => 200,
+        Reply::Empty | Reply::Text(_) | Reply::Json(_) | Reply::Metrics(_) => 200,
         Reply::Err(status, _) => *status,
         Reply::Allow(405, _) => 405,
         Reply::Allow(..) | Reply::Redirect(..) => return,
@@ -129,6 +132,13 @@ fn write_reply(out: &mut BytesMut, req: &Request, reply: Reply) {
         Reply::Empty => codec::encode_response(out, 200, None, b"", keep_alive),
         Reply::Text(text) => codec::encode_response(out, 200, TEXT, text.as_bytes(), keep_alive),
         Reply::Json(body) => codec::encode_response(out, 200, JSON, &body, keep_alive),
+        Reply::Metrics(text) => codec::encode_response(
+            out,
+            200,
+            Some("text/plain; version=0.0.4; charset=utf-8"),
+            text.as_bytes(),
+            keep_alive,
+        ),
         Reply::Err(status, message) => {
             let body = serde_json::json!({ "message": message }).to_string();
             codec::encode_response(out, status, JSON, body.as_bytes(), keep_alive);

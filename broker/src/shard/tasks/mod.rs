@@ -9,7 +9,9 @@
 //!   one place registers each name once, however many cores hold a part of
 //!   it. It is fed by an event queue in one direction (nsqd's
 //!   `Notify -> lookupLoop`) and never calls back into the shard.
+//! - `statsd`: shard 0 pushes nsqd's statsd lines (`--statsd-address`).
 
 pub mod lookupd;
 pub mod metadata;
+pub mod statsd;
 pub mod sync;
