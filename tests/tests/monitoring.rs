@@ -174,6 +174,22 @@ fn metrics_parse_and_agree_with_stats() -> Result<()> {
         series("nsqd_fsync_duration_seconds_count").len() == 2,
         "{text}"
     );
+    // Each channel delivered and finished the 8 messages of the first round
+    // (its consumer left before the backlog was published).
+    for channel in ["a", "b", "c"] {
+        for family in [
+            "nsqd_channel_delivered_total",
+            "nsqd_channel_finished_total",
+        ] {
+            let line = format!("{family}{{topic=\"{topic}\",channel=\"{channel}\"}} 8");
+            ensure!(text.lines().any(|l| l == line), "no {line:?} in {text}");
+        }
+    }
+    ensure!(
+        series("process_max_fds").is_empty(),
+        "unlabelled, not a series"
+    );
+    ensure!(text.contains("\nprocess_max_fds "), "{text}");
     Ok(())
 }
 

@@ -75,6 +75,10 @@ pub struct Channel {
     message_count: Cell<u64>,
     requeue_count: Cell<u64>,
     timeout_count: Cell<u64>,
+    /// Deliveries to consumers (redeliveries included) and FINs, for
+    /// `/metrics` (nsqd's `/stats` has no such channel counts).
+    delivered_count: Cell<u64>,
+    finished_count: Cell<u64>,
     /// Wakes the timer task when an earlier deadline appears.
     timer_wake: Signal,
     /// When the timer task will next wake (None: not armed). Compared with
@@ -140,6 +144,8 @@ impl Channel {
                 message_count: Cell::new(0),
                 requeue_count: Cell::new(0),
                 timeout_count: Cell::new(0),
+                delivered_count: Cell::new(0),
+                finished_count: Cell::new(0),
                 timer_wake: Signal::new(),
                 timer_at: Cell::new(None),
                 rng: Cell::new(RNG_SEED ^ (crate::message::now_ns() as u64)),
@@ -326,6 +332,7 @@ impl Channel {
             let deadline = now + client.msg_timeout();
             client.send_message(&msg);
             self.ctx.counters.message_out();
+            self.delivered_count.set(self.delivered_count.get() + 1);
             self.in_flight.borrow_mut().insert(InFlight {
                 msg,
                 client_id: client.id,
@@ -402,6 +409,7 @@ impl Channel {
                 .record(published, crate::message::now_ns(), Instant::now());
         }
         self.release(id, true);
+        self.finished_count.set(self.finished_count.get() + 1);
         client.on_finished();
         self.dispatch();
         Ok(())
@@ -583,6 +591,8 @@ impl Channel {
             clients: include_clients.then(|| consumers.iter().map(|c| c.stats()).collect()),
             paused: self.paused.get(),
             e2e_processing_latency: E2eLatency::default(),
+            delivered_count: self.delivered_count.get(),
+            finished_count: self.finished_count.get(),
             e2e_samples: self
                 .e2e
                 .as_ref()

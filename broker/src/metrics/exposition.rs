@@ -116,12 +116,24 @@ fn topics(out: &mut Out, s: &Scrape) {
 
 fn channels(out: &mut Out, s: &Scrape) {
     type Field = fn(&ChannelStats) -> f64;
-    let families: [(&str, &str, &str, Field); 9] = [
+    let families: [(&str, &str, &str, Field); 11] = [
         (
             "nsqd_channel_messages_total",
             "counter",
             "Messages put into the channel.",
             |c| c.message_count as f64,
+        ),
+        (
+            "nsqd_channel_delivered_total",
+            "counter",
+            "Deliveries to consumers, redeliveries included.",
+            |c| c.delivered_count as f64,
+        ),
+        (
+            "nsqd_channel_finished_total",
+            "counter",
+            "Messages finished (FIN) by consumers.",
+            |c| c.finished_count as f64,
         ),
         (
             "nsqd_channel_depth",
@@ -375,7 +387,7 @@ fn shards(out: &mut Out, s: &Scrape) {
 
 fn process(out: &mut Out, s: &Scrape) {
     let p = &s.process;
-    let gauges: [(&str, &str, &str, Option<f64>); 8] = [
+    let gauges: [(&str, &str, &str, Option<f64>); 9] = [
         (
             "process_resident_memory_bytes",
             "gauge",
@@ -387,6 +399,12 @@ fn process(out: &mut Out, s: &Scrape) {
             "gauge",
             "Number of open file descriptors.",
             p.open_fds.map(|v| v as f64),
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            p.max_fds.map(|v| v as f64),
         ),
         (
             "process_cpu_seconds_total",

@@ -24,6 +24,8 @@ pub struct ProcessFigures {
     pub cpu_seconds: Option<f64>,
     /// Open file descriptors.
     pub open_fds: Option<u64>,
+    /// The soft limit on them (`ulimit -n`).
+    pub max_fds: Option<u64>,
     /// Memory mimalloc has committed from the OS.
     pub allocator_committed_bytes: Option<u64>,
     /// Peak of that.
@@ -47,6 +49,9 @@ impl ProcessFigures {
             open_fds: fs::read_dir("/proc/self/fd")
                 .ok()
                 .map(|dir| dir.count() as u64),
+            max_fds: fs::read_to_string("/proc/self/limits")
+                .ok()
+                .and_then(|limits| max_open_files(&limits)),
             allocator_committed_bytes: committed,
             allocator_peak_committed_bytes: peak_committed,
             disk_queue_bytes: disk_bytes(data_path),
@@ -62,6 +67,15 @@ fn status_kib(status: &str, key: &str) -> Option<u64> {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse::<u64>().ok())
         .map(|kib| kib * 1024)
+}
+
+/// The soft `Max open files` of `/proc/self/limits` (None if unlimited).
+fn max_open_files(limits: &str) -> Option<u64> {
+    limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|soft| soft.parse().ok())
 }
 
 /// utime + stime (fields 14 and 15 of `/proc/self/stat`, in clock ticks).
@@ -127,6 +141,12 @@ mod tests {
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
         assert_eq!(cpu_seconds(stat), Some(500.0 / ticks));
         assert_eq!(cpu_seconds("garbage"), None);
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 524288               files\n";
+        assert_eq!(max_open_files(limits), Some(1024));
+        assert_eq!(
+            max_open_files("Max open files  unlimited unlimited files"),
+            None
+        );
     }
 
     #[test]

@@ -98,6 +98,13 @@ pub struct ChannelStats {
     /// configured percentiles); not in the JSON.
     #[serde(skip)]
     pub e2e_samples: Option<Histogram>,
+    /// Deliveries to consumers, redeliveries included (for `/metrics`;
+    /// nsqd's JSON has no such key).
+    #[serde(skip)]
+    pub delivered_count: u64,
+    /// FINs (for `/metrics`; not in nsqd's JSON).
+    #[serde(skip)]
+    pub finished_count: u64,
 }
 
 /// One connected TCP client (nsqd `ClientV2Stats`), for consumers under a
@@ -234,6 +241,8 @@ impl ChannelStats {
         self.message_count = self.message_count.saturating_add(other.message_count);
         self.requeue_count = self.requeue_count.saturating_add(other.requeue_count);
         self.timeout_count = self.timeout_count.saturating_add(other.timeout_count);
+        self.delivered_count = self.delivered_count.saturating_add(other.delivered_count);
+        self.finished_count = self.finished_count.saturating_add(other.finished_count);
         self.client_count = self.client_count.saturating_add(other.client_count);
         self.clients = match (self.clients.take(), other.clients) {
             (Some(mut ours), Some(theirs)) => {
