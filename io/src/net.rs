@@ -96,8 +96,9 @@ pub type Reservation = socket2::Socket;
 
 /// Reserve `addr` (resolving port 0 to a real port) with SO_REUSEPORT but
 /// without listening, so every shard can then bind the same port. The
-/// returned socket must be kept until the shards have bound, then dropped; a
-/// bound socket that does not listen never receives connections.
+/// returned socket must be kept until the shards listen, then dropped; a
+/// bound socket that does not listen never receives connections. Another
+/// process cannot reserve or listen on the port meanwhile.
 pub fn reserve_port(addr: SocketAddr) -> io::Result<(Reservation, SocketAddr)> {
     let domain = domain_of(addr);
     // SO_REUSEPORT would let us share a port with another running nsqd; a
@@ -107,8 +108,13 @@ pub fn reserve_port(addr: SocketAddr) -> io::Result<(Reservation, SocketAddr)> {
         probe.set_reuse_address(true)?;
         probe.bind(&addr.into())?;
     }
+    // SO_REUSEPORT only, not SO_REUSEADDR: while the reservation is held,
+    // another process's probe above (SO_REUSEADDR) fails on it, even though
+    // nothing listens yet. With SO_REUSEADDR here, two nsqd started at the
+    // same instant both passed the probe and both listened. TIME_WAIT
+    // sockets a previous nsqd left do not block it: they carry that
+    // process's SO_REUSEPORT.
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
     let local = socket
@@ -229,5 +235,67 @@ impl futures_lite::AsyncWrite for SharedStream {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<()>> {
         std::pin::Pin::new(&mut *self.0.borrow_mut()).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two brokers started at the same instant on one port: the second
+    /// reservation fails while the first is held, before anyone listens.
+    #[test]
+    fn a_held_reservation_excludes_another() -> io::Result<()> {
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let (held, addr) = reserve_port(any)?;
+        let second = reserve_port(addr);
+        assert_eq!(
+            second.as_ref().map_err(io::Error::kind).err(),
+            Some(io::ErrorKind::AddrInUse),
+            "second reservation of {addr}: {second:?}"
+        );
+        // The holder's own shards can still share the port.
+        let shard = socket2::Socket::new(domain_of(addr), socket2::Type::STREAM, None)?;
+        shard.set_reuse_address(true)?;
+        shard.set_reuse_port(true)?;
+        shard.bind(&addr.into())?;
+        shard.listen(16)?;
+        drop(held);
+        // Once it listens, nobody else gets the port either.
+        assert!(reserve_port(addr).is_err());
+        drop(shard);
+        // Released: free again.
+        let (_again, same) = reserve_port(addr)?;
+        assert_eq!(same, addr);
+        Ok(())
+    }
+
+    /// A restart right after traffic: connections the previous listener
+    /// accepted and closed first sit in TIME_WAIT on the port; the port is
+    /// still reservable at once.
+    #[test]
+    fn time_wait_of_a_previous_listener_does_not_block() -> io::Result<()> {
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let (held, addr) = reserve_port(any)?;
+        let listener = socket2::Socket::new(domain_of(addr), socket2::Type::STREAM, None)?;
+        listener.set_reuse_address(true)?;
+        listener.set_reuse_port(true)?;
+        listener.bind(&addr.into())?;
+        listener.listen(16)?;
+        drop(held);
+        let std_listener: std::net::TcpListener = listener.into();
+        for _ in 0..3 {
+            let client = std::net::TcpStream::connect(addr)?;
+            let (server_side, _) = std_listener.accept()?;
+            // The server closes first: its side goes to TIME_WAIT.
+            drop(server_side);
+            let mut buf = [0u8; 1];
+            let _ = std::io::Read::read(&mut &client, &mut buf);
+            drop(client);
+        }
+        drop(std_listener);
+        let (_again, same) = reserve_port(addr)?;
+        assert_eq!(same, addr);
+        Ok(())
     }
 }
