@@ -90,8 +90,9 @@ fn cpu_seconds(stat: &str) -> Option<f64> {
     (ticks > 0).then(|| (user + system) as f64 / ticks as f64)
 }
 
-/// mimalloc's committed memory now and at its peak.
-fn allocator_commit() -> (Option<u64>, Option<u64>) {
+/// mimalloc's committed memory now and at its peak. No file is read (one
+/// getrusage), so a shard may call it directly.
+pub fn allocator_commit() -> (Option<u64>, Option<u64>) {
     let (mut elapsed, mut user, mut system) = (0usize, 0usize, 0usize);
     let (mut rss, mut peak_rss, mut commit, mut peak_commit, mut faults) =
         (0usize, 0usize, 0usize, 0usize, 0usize);

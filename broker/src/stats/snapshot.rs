@@ -197,8 +197,9 @@ pub struct Percentile {
     pub value: f64,
 }
 
-/// nsqd `memStats`, Go runtime numbers. We fill what the allocator can tell
-/// and leave the GC fields at zero; the keys must stay for nsqadmin and statsd.
+/// nsqd `memStats`, Go runtime numbers. We fill `heap_in_use_bytes` with the
+/// allocator's committed memory and leave the rest at zero (no GC, no
+/// equivalent); the keys must stay for nsqadmin and scripts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemStats {
     /// Live heap objects.
