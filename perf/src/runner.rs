@@ -329,6 +329,7 @@ fn run_inner(
     }
     let started = Instant::now();
     let cpu_before = children_cpu();
+    let scraper = scenario.scrape_metrics.then(|| Scraper::start(broker.http));
     let mut failure = None;
     let mut previous_published = 0u64;
     for step in &scenario.steps {
@@ -360,6 +361,10 @@ fn run_inner(
             break;
         }
     }
+    if let Some(scraper) = scraper {
+        let scrapes = scraper.stop();
+        println!("perf:   {scrapes} scrapes of /metrics");
+    }
     result.wall_s = started.elapsed().as_secs_f64();
     result.loadgen_cpu_s = children_cpu() - cpu_before;
     let (rss, cpu) = proc_usage(broker.child.id());
@@ -372,5 +377,37 @@ fn run_inner(
             result.ok = true;
             Ok(())
         }
+    }
+}
+
+/// GETs `/metrics` every [`crate::scenario::SCRAPE_EVERY`] on its own thread
+/// until stopped, as a Prometheus server would (much more often).
+struct Scraper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Scraper {
+    fn start(addr: SocketAddr) -> Scraper {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut scrapes = 0u64;
+            while !stopping.load(Ordering::Relaxed) {
+                if http(addr, "GET", "/metrics").is_ok() {
+                    scrapes += 1;
+                }
+                std::thread::sleep(crate::scenario::SCRAPE_EVERY);
+            }
+            scrapes
+        });
+        Scraper { stop, thread }
+    }
+
+    /// Stops scraping; how many scrapes were answered.
+    fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
     }
 }

@@ -52,7 +52,14 @@ pub struct Scenario {
     pub focus: Focus,
     /// The Go nsqd v1.3 figure issue 3 quotes for this machine class, if any.
     pub published: Option<&'static str>,
+    /// GET /metrics every [`SCRAPE_EVERY`] while the steps run (what a
+    /// scrape costs the message path; the original nsqd answers 404).
+    pub scrape_metrics: bool,
 }
+
+/// How often `scrape_metrics` scenarios scrape: far more often than the
+/// usual 15 s, so any cost shows.
+pub const SCRAPE_EVERY: Duration = Duration::from_millis(100);
 
 fn strs(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
@@ -86,6 +93,7 @@ pub fn all(duration: Duration, warmup: Duration, certs: &std::path::Path) -> Vec
             steps: vec![step(&["pub", "--topic=perf", "--size=200", "--batch=200", "--producers=2", &d, &w])],
             focus: Focus::Publish,
             published: Some("420k msg/s (80 MiB/s)"),
+            scrape_metrics: false,
         },
         Scenario {
             name: "pub_unbatched",
@@ -95,6 +103,7 @@ pub fn all(duration: Duration, warmup: Duration, certs: &std::path::Path) -> Vec
             steps: vec![step(&["pub", "--topic=perf", "--size=100", "--batch=1", "--producers=2", &d, &w])],
             focus: Focus::Publish,
             published: Some("40k msg/s"),
+            scrape_metrics: false,
         },
         Scenario {
             name: "sub_drain",
@@ -110,6 +119,7 @@ pub fn all(duration: Duration, warmup: Duration, certs: &std::path::Path) -> Vec
             ],
             focus: Focus::Consume,
             published: Some("234k msg/s"),
+            scrape_metrics: false,
         },
         Scenario {
             name: "pubsub",
@@ -119,6 +129,17 @@ pub fn all(duration: Duration, warmup: Duration, certs: &std::path::Path) -> Vec
             steps: vec![step(&["pubsub", "--topic=perf", "--size=200", "--batch=200", "--producers=2", "--consumers=2", "--max-backlog=100000", &d, &w])],
             focus: Focus::Both,
             published: None,
+            scrape_metrics: false,
+        },
+        Scenario {
+            name: "pubsub_scraped",
+            title: "pubsub with e2e percentiles 0.5,0.99 on and GET /metrics every 100 ms (ours; the original answers 404)".into(),
+            broker_flags: strs(&[MEM_QUEUE, "--e2e-processing-latency-percentile=0.5,0.99"]),
+            precreate: None,
+            steps: vec![step(&["pubsub", "--topic=perf", "--size=200", "--batch=200", "--producers=2", "--consumers=2", "--max-backlog=100000", &d, &w])],
+            focus: Focus::Both,
+            published: None,
+            scrape_metrics: true,
         },
         Scenario {
             name: "fanout4",
@@ -128,6 +149,7 @@ pub fn all(duration: Duration, warmup: Duration, certs: &std::path::Path) -> Vec
             steps: vec![step(&["fanout", "--topic=perf", "--channels=4", "--size=200", "--batch=200", "--producers=2", "--consumers=1", "--max-backlog=100000", &d, &w])],
             focus: Focus::Both,
             published: None,
+            scrape_metrics: false,
         },
         Scenario {
             name: "disk_only",
@@ -143,6 +165,7 @@ pub fn all(duration: Duration, warmup: Duration, certs: &std::path::Path) -> Vec
             ],
             focus: Focus::PubThenSub,
             published: Some("PUB 150k, SUB 70k msg/s"),
+            scrape_metrics: false,
         },
     ];
     // The consumers keep nsqd's default output buffering (16 KiB or 250 ms,
@@ -187,6 +210,7 @@ pub fn all(duration: Duration, warmup: Duration, certs: &std::path::Path) -> Vec
             }],
             focus: Focus::Latency,
             published: None,
+            scrape_metrics: false,
         });
     }
     // The secure and compressed paths, same load as `pubsub`: both brokers
@@ -231,6 +255,7 @@ pub fn all(duration: Duration, warmup: Duration, certs: &std::path::Path) -> Vec
             }],
             focus: Focus::Both,
             published: None,
+            scrape_metrics: false,
         });
     }
     // Measurements of their own (no loadgen steps), see `custom`.
@@ -242,6 +267,7 @@ pub fn all(duration: Duration, warmup: Duration, certs: &std::path::Path) -> Vec
         steps: Vec::new(),
         focus: Focus::Custom(kind),
         published: None,
+        scrape_metrics: false,
     };
     list.push(custom(
         "bench_nsq",
