@@ -14,10 +14,11 @@ use std::fmt::Write as _;
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use nsq_netns::{netns_unavailable, Netns};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -385,7 +386,8 @@ impl Cluster {
         count: u8,
         flags: &[String],
     ) -> Result<Cluster> {
-        let netns = Netns::create(count)?;
+        // 10.201.N.0/24 and `nsqpf` names: apart from the test's hosts.
+        let netns = Netns::create("nsqpf", 201, count)?;
         // nsqd in namespace i reach this namespace's address on link 0
         // through their default route.
         let lookupd_tcp = SocketAddr::new(netns.root_addr(0).parse()?, free_port("0.0.0.0")?);
@@ -515,137 +517,6 @@ fn wait_ping(proc: &mut Proc, http_addr: SocketAddr, tcp: Option<SocketAddr>) ->
             );
         }
         std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Network namespaces
-// ---------------------------------------------------------------------------
-
-fn ip(args: &[&str]) -> Result<Output> {
-    Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running ip {}", args.join(" ")))
-}
-
-fn ip_ok(args: &[&str]) -> Result<()> {
-    let out = ip(args)?;
-    if !out.status.success() {
-        bail!(
-            "ip {} failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-/// None when namespaces and veth pairs can be made here; otherwise why not.
-/// Tried for real (a namespace and a veth pair, removed at once): being
-/// root is not enough in an unprivileged container.
-fn netns_unavailable() -> Option<String> {
-    if !ip(&["-V"]).is_ok_and(|o| o.status.success()) {
-        return Some("the `ip` command (iproute2) is not available".into());
-    }
-    let probe = format!("nsqpfprobe{}", std::process::id());
-    if let Err(e) = ip_ok(&["netns", "add", &probe]) {
-        return Some(format!("`ip netns add` is not permitted: {e:#}"));
-    }
-    let veth = format!("nsqpf{}", std::process::id() % 1_000_000);
-    let peer = format!("{veth}b");
-    let result = ip_ok(&["link", "add", &veth, "type", "veth", "peer", "name", &peer])
-        .and_then(|()| ip_ok(&["link", "set", &peer, "netns", &probe]));
-    let _ = ip(&["link", "del", &veth]);
-    let _ = ip(&["netns", "del", &probe]);
-    result
-        .err()
-        .map(|e| format!("veth pairs cannot be made: {e:#}"))
-}
-
-/// `hosts` namespaces, each linked to this one by a veth pair on a /30 of
-/// 10.201.S.0/24: host i is 10.201.S.(4i+2), this namespace 10.201.S.(4i+1)
-/// on its link, and each host's default route points here. Deleted on drop.
-struct Netns {
-    subnet: u8,
-    names: Vec<String>,
-}
-
-impl Netns {
-    fn create(hosts: u8) -> Result<Netns> {
-        // `ip netns add` fails when the name exists, so adding host 0's
-        // namespace (its name carries S) claims the subnet, even against a
-        // concurrent run or one that died without cleaning up.
-        let first = (std::process::id() % 200) as u16;
-        for k in 0..200u16 {
-            let subnet = (20 + (first + k) % 200) as u8;
-            let name = format!("nsqpf{subnet}h0");
-            if ip_ok(&["netns", "add", &name]).is_err() {
-                continue;
-            }
-            let mut ns = Netns {
-                subnet,
-                names: vec![name],
-            };
-            ns.setup(hosts)?;
-            return Ok(ns);
-        }
-        bail!("no free 10.201.S.0/24 subnet for network namespaces")
-    }
-
-    fn setup(&mut self, hosts: u8) -> Result<()> {
-        for i in 0..hosts {
-            let name = format!("nsqpf{}h{i}", self.subnet);
-            if i > 0 {
-                ip_ok(&["netns", "add", &name])?;
-                self.names.push(name.clone());
-            }
-            let outer = format!("nsqpf{}v{i}", self.subnet);
-            let inner = format!("nsqpf{}p{i}", self.subnet);
-            ip_ok(&[
-                "link", "add", &outer, "type", "veth", "peer", "name", &inner,
-            ])?;
-            ip_ok(&["link", "set", &inner, "netns", &name])?;
-            let (root, host) = (self.root_addr(i), self.host_addr(i));
-            ip_ok(&["addr", "add", &format!("{root}/30"), "dev", &outer])?;
-            ip_ok(&["link", "set", &outer, "up"])?;
-            let host_cidr = format!("{host}/30");
-            let inside: [&[&str]; 4] = [
-                &["addr", "add", &host_cidr, "dev", &inner],
-                &["link", "set", &inner, "up"],
-                &["link", "set", "lo", "up"],
-                &["route", "add", "default", "via", &root],
-            ];
-            for args in inside {
-                let mut full = vec!["netns", "exec", &name, "ip"];
-                full.extend_from_slice(args);
-                ip_ok(&full)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn name(&self, i: u8) -> &str {
-        &self.names[usize::from(i)]
-    }
-
-    fn host_addr(&self, i: u8) -> String {
-        format!("10.201.{}.{}", self.subnet, 4 * i + 2)
-    }
-
-    fn root_addr(&self, i: u8) -> String {
-        format!("10.201.{}.{}", self.subnet, 4 * i + 1)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for (i, name) in self.names.iter().enumerate() {
-            let _ = ip(&["link", "del", &format!("nsqpf{}v{i}", self.subnet)]);
-            let _ = ip(&["netns", "del", name]);
-        }
     }
 }
 

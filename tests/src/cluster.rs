@@ -17,7 +17,7 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -696,140 +696,12 @@ impl Drop for PynsqReader {
 // Network namespaces
 // ---------------------------------------------------------------------------
 
-fn ip(args: &[&str]) -> Result<Output> {
-    Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running ip {args:?}"))
-}
+pub use nsq_netns::{netns_unavailable, Netns};
 
-fn ip_ok(args: &[&str]) -> Result<()> {
-    let out = ip(args)?;
-    if !out.status.success() {
-        bail!(
-            "ip {} failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-/// `None` when this machine lets the current user create network
-/// namespaces and veth pairs; otherwise why not (the test then skips).
-pub fn netns_unavailable() -> Option<String> {
-    match Command::new("ip")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => {}
-        _ => return Some("the `ip` command (iproute2) is not available".into()),
-    }
-    let probe = format!("nsqprobe{}", std::process::id());
-    if let Err(e) = ip_ok(&["netns", "add", &probe]) {
-        return Some(format!("`ip netns add` is not permitted here: {e:#}"));
-    }
-    let veth = format!("nsqp{}", std::process::id() % 1_000_000);
-    let peer = format!("{veth}b");
-    let result = ip_ok(&["link", "add", &veth, "type", "veth", "peer", "name", &peer])
-        .and_then(|()| ip_ok(&["link", "set", &peer, "netns", &probe]));
-    let _ = ip(&["link", "del", &veth]);
-    let _ = ip(&["netns", "del", &probe]);
-    result
-        .err()
-        .map(|e| format!("veth pairs cannot be created here: {e:#}"))
-}
-
-/// `hosts` network namespaces, each joined to this (the root) namespace by
-/// its own veth pair on a /30 of 10.200.N.0/24: host `i` is
-/// 10.200.N.(4i+2), reachable from here, and this namespace is
-/// 10.200.N.(4i+1) on that link (any of those addresses reaches this
-/// namespace from every host: Linux accepts local addresses on any link).
-/// Everything is deleted on drop; processes inside must be gone first.
-pub struct Netns {
-    subnet: u8,
-    names: Vec<String>,
-}
-
-impl Netns {
-    pub fn create(hosts: u8) -> Result<Netns> {
-        // The namespace name carries N, so `ip netns add` (which fails if the
-        // name exists) claims the subnet even against a concurrent run.
-        let first = (std::process::id() % 200) as u8;
-        for k in 0..200u16 {
-            let subnet = 20 + ((u16::from(first) + k) % 200) as u8;
-            if ip_ok(&["netns", "add", &format!("nsqc{subnet}h0")]).is_err() {
-                continue;
-            }
-            let mut ns = Netns {
-                subnet,
-                names: vec![format!("nsqc{subnet}h0")],
-            };
-            ns.setup(hosts)?;
-            return Ok(ns);
-        }
-        bail!("no free 10.200.N.0/24 subnet for network namespaces")
-    }
-
-    fn setup(&mut self, hosts: u8) -> Result<()> {
-        for i in 0..hosts {
-            let name = format!("nsqc{}h{i}", self.subnet);
-            if i > 0 {
-                ip_ok(&["netns", "add", &name])?;
-                self.names.push(name.clone());
-            }
-            let (outer, inner) = (
-                format!("nsqc{}v{i}", self.subnet),
-                format!("nsqc{}p{i}", self.subnet),
-            );
-            ip_ok(&[
-                "link", "add", &outer, "type", "veth", "peer", "name", &inner,
-            ])?;
-            ip_ok(&["link", "set", &inner, "netns", &name])?;
-            let (root_ip, host_ip) = (self.root_addr(i), self.host_addr(i));
-            ip_ok(&["addr", "add", &format!("{root_ip}/30"), "dev", &outer])?;
-            ip_ok(&["link", "set", &outer, "up"])?;
-            for args in [
-                vec!["addr", "add", &format!("{host_ip}/30"), "dev", &inner],
-                vec!["link", "set", &inner, "up"],
-                vec!["link", "set", "lo", "up"],
-                vec!["route", "add", "default", "via", &root_ip],
-            ] {
-                let mut full = vec!["netns", "exec", &name, "ip"];
-                full.extend(args.iter().copied());
-                ip_ok(&full)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The namespace of host `i`.
-    pub fn name(&self, i: u8) -> &str {
-        &self.names[usize::from(i)]
-    }
-
-    /// Host `i`'s own address.
-    pub fn host_addr(&self, i: u8) -> String {
-        format!("10.200.{}.{}", self.subnet, 4 * i + 2)
-    }
-
-    /// This namespace's address on host `i`'s link.
-    pub fn root_addr(&self, i: u8) -> String {
-        format!("10.200.{}.{}", self.subnet, 4 * i + 1)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for (i, name) in self.names.iter().enumerate() {
-            let _ = ip(&["link", "del", &format!("nsqc{}v{i}", self.subnet)]);
-            let _ = ip(&["netns", "del", name]);
-        }
-    }
+/// The test's hosts: namespaces `nsqc<N>h<i>` on 10.200.N.0/24 (the perf
+/// cluster scenario uses another block, so both can run at once).
+pub fn hosts(count: u8) -> Result<Netns> {
+    Netns::create("nsqc", 200, count)
 }
 
 /// nsqd broadcasting 127.0.0.1 and registering with `lookupds` (one shard

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Context, Result};
 use nsq_tests::cluster::{
-    call_ok, channel_producers, channels, eventually, get_json, key, keys, lookupd_nodes,
+    call_ok, channel_producers, channels, eventually, get_json, hosts, key, keys, lookupd_nodes,
     lookupd_producers, netns_unavailable, node_topics, nsqd, post, set, strings,
-    wait_channel_producers, wait_lookup, wait_nodes, Daemon, Netns, PynsqReader, Received,
-    REGISTER,
+    wait_channel_producers, wait_lookup, wait_nodes, Daemon, PynsqReader, Received, REGISTER,
 };
 use nsq_tests::{consumer, unique_name, TestNsqd};
 use serde_json::{json, Value};
@@ -438,7 +437,7 @@ fn multi_host_network_namespaces() -> Result<()> {
         eprintln!("SKIPPED multi_host_network_namespaces: {why}");
         return Ok(());
     }
-    let net = Netns::create(2)?; // declared first: dropped after the daemons
+    let net = hosts(2)?; // declared first: dropped after the daemons
     let addr = |ip: &str, port: u16| -> Result<SocketAddr> { Ok(format!("{ip}:{port}").parse()?) };
     let l = Daemon::lookupd_on(
         addr(&net.root_addr(0), 4160)?,
