@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod http;
 pub mod lookupd;
 pub mod persist;
+pub mod promql;
 mod raw;
 pub mod scripts;
 pub mod tls;
