@@ -60,8 +60,22 @@ impl DirLock {
     }
 }
 
+/// Say so when a flag of nsqd's master branch is set that this broker
+/// accepts (config files carry it) but does not act on.
+fn warn_unbuilt(opts: &Options) {
+    if !opts.topology_zone.is_empty() || !opts.topology_region.is_empty() {
+        crate::log_warn!(
+            "--topology-zone/--topology-region (nsqd master only) have no effect here: topology is not reported or used for delivery"
+        );
+    }
+    for experiment in &opts.enable_experiment {
+        crate::log_warn!("--enable-experiment={experiment} (nsqd master only) has no effect here");
+    }
+}
+
 /// Run nsqd until the process is signalled. Returns only on startup errors.
 pub fn run(opts: Options) -> anyhow::Result<()> {
+    warn_unbuilt(&opts);
     let data_path: PathBuf = if opts.data_path.as_os_str().is_empty() {
         std::env::current_dir().context("cannot read the working directory")?
     } else {
