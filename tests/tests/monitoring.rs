@@ -380,3 +380,70 @@ fn lookupd_metrics() -> Result<()> {
     ensure!(value(&text, "nsqlookupd_tombstones") == Some(1.0), "{text}");
     Ok(())
 }
+
+/// `--e2e-processing-latency-window-time`: samples leave the quantiles once
+/// they are older than the window (nsqd's two half-window streams), while
+/// the Prometheus `_count` keeps counting up.
+#[test]
+fn e2e_window_forgets_old_samples() -> Result<()> {
+    let nsqd = TestNsqd::start(&[
+        "--e2e-processing-latency-percentile=0.99",
+        "--e2e-processing-latency-window-time=1s",
+    ])?;
+    let topic = unique_name("e2e_window");
+    publish_and_finish(&nsqd, &topic, &["a"], 3)?;
+    let count = || -> Result<Value> {
+        let stats = nsqd.stats("format=json")?;
+        let t = find_topic(&stats, &topic).context("topic")?;
+        Ok(latency(find_channel(t, "a").context("channel")?)["count"].clone())
+    };
+    nsq_tests::wait_until(Duration::from_secs(10), "3 samples", || {
+        Ok(count()? == json!(3))
+    })?;
+    nsq_tests::wait_until(Duration::from_secs(10), "the window to empty", || {
+        Ok(count()? == json!(0))
+    })?;
+    let text = nsqd.http_get("/metrics")?.1;
+    let line = format!(
+        "nsqd_channel_e2e_processing_latency_seconds_count{{topic=\"{topic}\",channel=\"a\"}} 3"
+    );
+    ensure!(text.lines().any(|l| l == line), "no {line:?} in {text}");
+    Ok(())
+}
+
+/// `--statsd-exclude-ephemeral`: no line for `#ephemeral` topics or
+/// channels, the others as usual.
+#[test]
+fn statsd_excludes_ephemeral() -> Result<()> {
+    let udp = UdpSocket::bind("127.0.0.1:0")?;
+    udp.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let nsqd = TestNsqd::start(&[
+        &format!("--statsd-address={}", udp.local_addr()?),
+        "--statsd-interval=1s",
+        "--statsd-exclude-ephemeral=true",
+    ])?;
+    let topic = unique_name("statsd_eph");
+    let ephemeral_topic = format!("{}#ephemeral", unique_name("statsd_eph"));
+    let _keep = consumer(nsqd.tcp_addr(), &topic, "x#ephemeral", 1, json!({}))?;
+    let _keep_too = consumer(nsqd.tcp_addr(), &ephemeral_topic, "y", 1, json!({}))?;
+    nsqd.http_post(&format!("/channel/create?topic={topic}&channel=kept"), b"")?;
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        let Ok(n) = udp.recv(&mut buf) else { continue };
+        seen.push_str(std::str::from_utf8(&buf[..n])?);
+        if seen.contains(&format!(".topic.{topic}.channel.kept.depth:")) {
+            break;
+        }
+    }
+    ensure!(
+        seen.contains(&format!(".topic.{topic}.channel.kept.depth:")),
+        "the plain channel is sent: {seen}"
+    );
+    ensure!(
+        !seen.contains("#ephemeral"),
+        "ephemeral names are skipped: {seen}"
+    );
+    Ok(())
+}
