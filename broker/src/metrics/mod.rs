@@ -56,10 +56,9 @@ impl Counters {
     /// while it waits and runs.
     pub async fn blocking<R: Send + 'static>(&self, job: impl FnOnce() -> R + Send + 'static) -> R {
         self.blocking_jobs.set(self.blocking_jobs.get() + 1);
-        let result = glommio::executor().spawn_blocking(job).await;
-        self.blocking_jobs
-            .set(self.blocking_jobs.get().saturating_sub(1));
-        result
+        // Counted down however the wait ends, dropped futures included.
+        let _queued = Queued(&self.blocking_jobs);
+        glommio::executor().spawn_blocking(job).await
     }
 
     /// A copy of the figures (call on the shard's executor: it reads the
@@ -85,6 +84,15 @@ impl Counters {
             busy_seconds: self.busy.get().as_secs_f64(),
             fsync: self.fsync.borrow().clone(),
         }
+    }
+}
+
+/// Takes one off a gauge when dropped.
+struct Queued<'a>(&'a Cell<u64>);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
     }
 }
 

@@ -182,15 +182,20 @@ impl LatencyWindow {
         if elapsed <= self.half {
             return;
         }
-        let steps = (elapsed.as_nanos() / self.half.as_nanos().max(1)) as u32;
-        if steps >= 2 {
+        if self
+            .half
+            .checked_mul(2)
+            .is_none_or(|whole| elapsed >= whole)
+        {
+            // A whole window or more went by: nothing is left in it.
             self.halves[0].clear();
             self.halves[1].clear();
+            self.last_move = now;
         } else {
             self.current ^= 1;
             self.halves[self.current].clear();
+            self.last_move += self.half;
         }
-        self.last_move += self.half * steps;
     }
 }
 
@@ -273,6 +278,13 @@ mod tests {
         assert_eq!(w.snapshot(t3).count(), 0);
         // The all-time totals only grow.
         assert_eq!(w.snapshot(t3).total_count(), 2);
+        // Idle far longer than 2^32 half windows: still empty, then counts.
+        let mut tiny = LatencyWindow::new(Duration::from_millis(2), start);
+        tiny.record(0, 1_000, start);
+        let much_later = start + Duration::from_secs(100 * 86_400);
+        assert_eq!(tiny.snapshot(much_later).count(), 0);
+        tiny.record(0, 1_000, much_later);
+        assert_eq!(tiny.snapshot(much_later).count(), 1);
         // A clock step back records zero, not a wrapped value.
         w.record(5_000, 1_000, t3);
         assert_eq!(w.snapshot(t3).quantile(1.0), 0.0);
