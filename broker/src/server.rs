@@ -130,6 +130,10 @@ fn prepare_data(
     Ok(Arc::new(restored))
 }
 
+/// How long startup waits for a port still held by a predecessor killed
+/// a moment ago (see `reserve_port_within`) before it fails.
+const PORT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Sockets holding the ports until every shard has bound them.
 type PortGuards = Vec<nsq_io::net::Reservation>;
 
@@ -141,7 +145,7 @@ fn reserve_listeners(opts: &Options, tls: bool) -> anyhow::Result<(Listen, PortG
         if addr.is_empty() {
             return Ok(None);
         }
-        let (guard, bound) = nsq_io::net::reserve_port(resolve(flag, addr)?)
+        let (guard, bound) = nsq_io::net::reserve_port_within(resolve(flag, addr)?, PORT_WAIT)
             .with_context(|| format!("listen ({addr}) failed"))?;
         guards.push(guard);
         Ok(Some(bound))

@@ -124,6 +124,34 @@ pub fn reserve_port(addr: SocketAddr) -> io::Result<(Reservation, SocketAddr)> {
     Ok((socket, local))
 }
 
+/// As [`reserve_port`], but while the port is in use, try again for up to
+/// `within` before failing. A predecessor killed with SIGKILL is reaped
+/// before its listening sockets close: an accept still queued in its
+/// io_uring keeps them listening until the kernel's deferred ring teardown
+/// (measured: about 10 ms after `wait` returns, longer under load), so a
+/// restart at once would otherwise fail with "address already in use".
+/// Runs on the main thread before any shard starts; a port that another
+/// live process holds still fails, `within` later.
+pub fn reserve_port_within(
+    addr: SocketAddr,
+    within: std::time::Duration,
+) -> io::Result<(Reservation, SocketAddr)> {
+    let give_up = std::time::Instant::now() + within;
+    loop {
+        match reserve_port(addr) {
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(RESERVE_RETRY);
+            }
+            done => return done,
+        }
+    }
+}
+
+/// How often [`reserve_port_within`] tries again.
+const RESERVE_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// One connection's socket, shared by its reader and writer tasks on one
 /// shard: each task holds a clone, and the `RefCell` is borrowed only inside
 /// a single `poll_*` call, never across an await. Reading and writing keep
@@ -267,6 +295,39 @@ mod tests {
         // Released: free again.
         let (_again, same) = reserve_port(addr)?;
         assert_eq!(same, addr);
+        Ok(())
+    }
+
+    /// A restart right after a SIGKILL: the predecessor's listener
+    /// outlives it briefly; the reservation waits for it instead of failing.
+    #[test]
+    fn reservation_waits_for_a_lingering_listener() -> io::Result<()> {
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let lingering = std::net::TcpListener::bind(any)?;
+        let addr = lingering.local_addr()?;
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(lingering);
+        });
+        let reserved = reserve_port_within(addr, std::time::Duration::from_secs(30));
+        let _ = closer.join();
+        assert_eq!(reserved?.1, addr);
+        Ok(())
+    }
+
+    /// A port another live process listens on still fails, once the wait
+    /// is over.
+    #[test]
+    fn reservation_gives_up_on_a_live_listener() -> io::Result<()> {
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let live = std::net::TcpListener::bind(any)?;
+        let addr = live.local_addr()?;
+        let reserved = reserve_port_within(addr, std::time::Duration::from_millis(100));
+        assert_eq!(
+            reserved.map_err(|e| e.kind()).err(),
+            Some(io::ErrorKind::AddrInUse)
+        );
+        drop(live);
         Ok(())
     }
 

@@ -192,3 +192,23 @@ fn nsqd_and_nsqlookupd_restart_the_moment_they_exited() -> Result<()> {
     }
     Ok(())
 }
+
+/// Started again the moment a SIGKILLed nsqd was reaped (`kill -9` then
+/// start, as a script or a supervisor does): its listeners close only with
+/// the kernel's deferred io_uring teardown, a little after the process is
+/// gone, and startup waits for them (bounded) instead of failing with
+/// "address already in use".
+#[test]
+fn nsqd_restarts_the_moment_it_was_killed() -> Result<()> {
+    let (tcp, http_addr) = free_loopback_pair()?;
+    let mut n = Daemon::nsqd_on(tcp, http_addr, &[])?;
+    let topic = unique_name("killed_at_once");
+    for cycle in 0..10 {
+        let consumer = nsqd_traffic(&n, &topic)?;
+        n.kill();
+        n.start_again_once()
+            .map_err(|e| e.context(format!("nsqd, cycle {cycle}")))?;
+        drop(consumer);
+    }
+    Ok(())
+}
