@@ -187,6 +187,26 @@ impl Channel {
         for msg in head {
             self.enqueue(msg.clone());
         }
+        self.put_tail(tail);
+    }
+
+    /// As [`Channel::put_batch`] for the batch's last recipient: the
+    /// messages move into memory instead of being cloned and dropped (two
+    /// atomic reference-count updates per message saved).
+    pub fn put_batch_owned(&self, mut msgs: Vec<Message>) {
+        if self.deleted.get() {
+            return;
+        }
+        let room = self.store.room().min(msgs.len());
+        for msg in msgs.drain(..room) {
+            self.enqueue(msg);
+        }
+        self.put_tail(&msgs);
+    }
+
+    /// What did not fit in memory: to disk, or dropped for an ephemeral
+    /// channel; then deliver.
+    fn put_tail(&self, tail: &[Message]) {
         if !tail.is_empty() {
             if self.ephemeral {
                 // Dropped beyond the bound, as nsqd; still counted.

@@ -619,8 +619,11 @@ impl Shard {
             .iter()
             .filter_map(|name| part.local_channel(name))
             .collect();
-        for ch in &targets {
-            ch.put_batch(&msgs);
+        if let Some((last, others)) = targets.split_last() {
+            for ch in others {
+                ch.put_batch(&msgs);
+            }
+            last.put_batch_owned(msgs);
         }
         targets.into_iter().filter(|ch| !ch.is_settled()).collect()
     }

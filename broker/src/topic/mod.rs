@@ -459,7 +459,7 @@ async fn pump(topic: Weak<Topic>, peers: Rc<Peers>) {
             if t.paused.get() || t.held.get() || t.channels.borrow().is_empty() {
                 break;
             }
-            let (batch, positions) = t.take_batch();
+            let (mut batch, positions) = t.take_batch();
             if batch.is_empty() {
                 break;
             }
@@ -467,24 +467,35 @@ async fn pump(topic: Weak<Topic>, peers: Rc<Peers>) {
             let guard = PumpGuard(Rc::downgrade(&t));
             let channels = t.channels.borrow().clone();
             let from_disk = !positions.is_empty();
+            let n = batch.len();
             let mut remote: Vec<(usize, Vec<String>)> = Vec::new();
-            // Local channels holding part of a batch from disk while their
-            // own disk opens: released only once written.
-            let mut unsettled = Vec::new();
+            let mut local = Vec::new();
             for c in &channels {
                 match c {
-                    ChannelRef::Local(ch) => {
-                        ch.put_batch(&batch);
-                        if from_disk && !ch.is_settled() {
-                            unsettled.push(ch.clone());
-                        }
-                    }
+                    ChannelRef::Local(ch) => local.push(ch),
                     ChannelRef::Remote { shard, name } => {
                         match remote.iter_mut().find(|(s, _)| s == shard) {
                             Some((_, names)) => names.push(name.to_string()),
                             None => remote.push((*shard, vec![name.to_string()])),
                         }
                     }
+                }
+            }
+            // The batch's last recipient takes it; the others clone what
+            // they keep.
+            let mut left = local.len() + remote.len();
+            // Local channels holding part of a batch from disk while their
+            // own disk opens: released only once written.
+            let mut unsettled = Vec::new();
+            for ch in local {
+                left -= 1;
+                if left == 0 {
+                    ch.put_batch_owned(std::mem::take(&mut batch));
+                } else {
+                    ch.put_batch(&batch);
+                }
+                if from_disk && !ch.is_settled() {
+                    unsettled.push(ch.clone());
                 }
             }
             let name = t.name.to_string();
@@ -501,14 +512,21 @@ async fn pump(topic: Weak<Topic>, peers: Rc<Peers>) {
                 let deliver = ShardMsg::Deliver {
                     topic: name.clone(),
                     channels: names,
-                    msgs: batch.clone(),
+                    msgs: {
+                        left -= 1;
+                        if left == 0 {
+                            std::mem::take(&mut batch)
+                        } else {
+                            batch.clone()
+                        }
+                    },
                     ack,
                 };
                 // Waits while the destination's queue is full: back-pressure.
                 if peers.send(to, deliver).await.is_err() {
                     crate::log_error!("TOPIC({name}): shard {to} is gone");
                 } else {
-                    ctx.counters.handed_off(batch.len());
+                    ctx.counters.handed_off(n);
                 }
                 acks.extend(acked);
             }
