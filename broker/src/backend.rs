@@ -56,9 +56,9 @@ fn encode_kind(msg: &Message, buf: &mut BytesMut, kind: u8) {
     buf.reserve(HEADER + msg.body.len());
     buf.put_u8(kind);
     buf.put_i64(msg.timestamp);
-    buf.put_u16(msg.attempts);
+    buf.put_u16(msg.attempts());
     buf.put_slice(&msg.id.0);
-    let deliver_at = match msg.deliver_at {
+    let deliver_at = match msg.deliver_at() {
         Some(at) => {
             let left = at.saturating_duration_since(Instant::now());
             now_ns().saturating_add(left.as_nanos() as i64)
@@ -95,13 +95,8 @@ fn decode_kind(data: Bytes) -> Option<(Message, bool)> {
         Instant::now() + Duration::from_nanos(left)
     });
     Some((
-        Message {
-            id,
-            body: data.slice(HEADER..),
-            timestamp,
-            attempts,
-            deliver_at,
-        },
+        Message::published_at(id, data.slice(HEADER..), deliver_at, timestamp)
+            .with_attempts(attempts),
         superseding,
     ))
 }
@@ -471,16 +466,16 @@ mod tests {
             Bytes::from_static(b"body"),
             Some(Instant::now() + Duration::from_secs(30)),
         );
-        msg.attempts = 3;
+        msg.set_attempts(3);
         let mut buf = BytesMut::new();
         encode(&msg, &mut buf);
         let back = decode(buf.freeze()).unwrap();
         assert_eq!(back.id, msg.id);
         assert_eq!(back.body, msg.body);
-        assert_eq!(back.attempts, 3);
+        assert_eq!(back.attempts(), 3);
         assert_eq!(back.timestamp, msg.timestamp);
         let left = back
-            .deliver_at
+            .deliver_at()
             .unwrap()
             .saturating_duration_since(Instant::now());
         assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));

@@ -221,7 +221,7 @@ impl Client {
         nsq_proto::frame::encode_message_frame(
             &mut self.out.borrow_mut(),
             msg.timestamp,
-            msg.attempts,
+            msg.attempts(),
             &msg.id,
             &msg.body,
         );

@@ -242,7 +242,7 @@ impl Channel {
             return;
         }
         self.message_count.set(self.message_count.get() + 1);
-        if let Some(due) = msg.deliver_at {
+        if let Some(due) = msg.deliver_at() {
             if due > Instant::now() {
                 // Memory-only mode keeps deferrals in the heap (nsqd does);
                 // with --mem-queue-size=0 they go to disk with their due time.
@@ -278,7 +278,7 @@ impl Channel {
                 self.store.finish(&[read.pos]);
                 continue;
             }
-            match read.msg.deliver_at {
+            match read.msg.deliver_at() {
                 Some(due) if due > Instant::now() => self.defer(due, read.msg),
                 _ => return Some(read.msg),
             }
@@ -348,7 +348,7 @@ impl Channel {
                 self.release(&msg.id, true);
                 continue;
             }
-            msg.attempts = msg.attempts.saturating_add(1);
+            msg.set_attempts(msg.attempts().saturating_add(1));
             let deadline = now + client.msg_timeout();
             client.send_message(&msg);
             self.ctx.counters.message_out();
@@ -450,7 +450,7 @@ impl Channel {
         } else {
             let due = Instant::now() + delay;
             let mut msg = entry.msg;
-            msg.deliver_at = Some(due);
+            msg.set_deliver_at(Some(due));
             // Durable mode: rewrite it with its due time, release the old
             // record, so a crash neither loses nor hurries the deferral.
             if self.store.capacity() == 0

@@ -486,13 +486,15 @@ impl<'a> GoReader<'a> {
             cur.messages += 1;
             self.messages += 1;
             self.bytes += len - GO_HEADER;
-            return Ok(Some(Message {
-                id,
-                body: data.slice(GO_HEADER as usize..),
-                timestamp: i64::from_be_bytes(ts),
-                attempts: u16::from_be_bytes(attempts),
-                deliver_at: None,
-            }));
+            return Ok(Some(
+                Message::published_at(
+                    id,
+                    data.slice(GO_HEADER as usize..),
+                    None,
+                    i64::from_be_bytes(ts),
+                )
+                .with_attempts(u16::from_be_bytes(attempts)),
+            ));
         }
     }
 }

@@ -174,9 +174,9 @@ fn assert_same(got: &[Message], want: &[GoMsg]) {
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert_eq!(g.id.0, w.id, "id of message {i}");
         assert_eq!(g.timestamp, w.ts, "timestamp of message {i}");
-        assert_eq!(g.attempts, w.attempts, "attempts of message {i}");
+        assert_eq!(g.attempts(), w.attempts, "attempts of message {i}");
         assert_eq!(&g.body[..], &w.body[..], "body of message {i}");
-        assert!(g.deliver_at.is_none());
+        assert!(g.deliver_at().is_none());
     }
 }
 
@@ -684,12 +684,9 @@ fn crash_at_any_step_then_restart_imports_exactly_once() {
                 let old = go_msgs(19, 50);
                 let batch: Vec<Message> = old
                     .iter()
-                    .map(|m| Message {
-                        id: MessageId(m.id),
-                        body: m.body.clone().into(),
-                        timestamp: m.ts,
-                        attempts: m.attempts,
-                        deliver_at: None,
+                    .map(|m| {
+                        Message::published_at(MessageId(m.id), m.body.clone().into(), None, m.ts)
+                            .with_attempts(m.attempts)
                     })
                     .collect();
                 b.put_batch(&batch).unwrap();
