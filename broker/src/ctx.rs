@@ -30,6 +30,8 @@ pub struct ShardCtx {
     pub data_path: PathBuf,
     /// Wakes the shard's sync task (`--sync-every` reached).
     pub sync_wake: Signal,
+    /// Wakes the shard's trim task: a queue drained after a burst.
+    pub trim_wake: Signal,
     /// glommio task queue for topic pumps: fewer CPU shares than the
     /// connections' default queue, so moving a backlog between queues never
     /// starves the consumers and publishers it serves (work-conserving: the
@@ -53,6 +55,7 @@ impl ShardCtx {
             opts,
             data_path,
             sync_wake: Signal::new(),
+            trim_wake: Signal::new(),
             pump_queue: None,
             counters: crate::metrics::Counters::default(),
             health: RefCell::new(None),

@@ -206,6 +206,28 @@ fn open_threshold(capacity: usize) -> usize {
     (capacity - capacity / 4).max(1)
 }
 
+/// A drained memory queue keeps no more slots than this (64 bytes each).
+const KEEP_SLOTS: usize = 4096;
+/// A queue that drained from more slots than this held a backlog worth
+/// handing back to the OS (`shard::tasks::trim`): 4 MiB of slots, and
+/// bodies of 64k messages.
+const BACKLOG_SLOTS: usize = 65_536;
+
+/// Free a drained queue's slots once a burst has grown them past
+/// [`KEEP_SLOTS`]: a `VecDeque` never shrinks by itself, so a topic or
+/// channel that once held a million messages would keep 64 MiB after they
+/// were delivered. Freeing an empty queue copies nothing; the next burst
+/// grows it again by doubling (amortized O(1) per message). Returns how
+/// many slots it freed.
+fn release_if_drained(memory: &mut VecDeque<Message>) -> usize {
+    let slots = memory.capacity();
+    if memory.is_empty() && slots > KEEP_SLOTS {
+        *memory = VecDeque::new();
+        return slots;
+    }
+    0
+}
+
 impl QueueStore {
     /// A store holding up to `capacity` messages in memory, over the disk
     /// `disk` describes (`None`: `#ephemeral`, no disk). Also returns what
@@ -345,14 +367,23 @@ impl QueueStore {
     /// The oldest message in memory.
     #[inline]
     pub fn pop(&self) -> Option<Message> {
-        self.inner.memory.borrow_mut().pop_front()
+        let mut memory = self.inner.memory.borrow_mut();
+        let msg = memory.pop_front();
+        if release_if_drained(&mut memory) > BACKLOG_SLOTS {
+            self.inner.ctx.trim_wake.notify();
+        }
+        msg
     }
 
     /// Up to `max` of the oldest messages in memory.
     pub fn take_front(&self, max: usize) -> Vec<Message> {
         let mut memory = self.inner.memory.borrow_mut();
         let n = max.min(memory.len());
-        memory.drain(..n).collect()
+        let taken = memory.drain(..n).collect();
+        if release_if_drained(&mut memory) > BACKLOG_SLOTS {
+            self.inner.ctx.trim_wake.notify();
+        }
+        taken
     }
 
     /// Everything in memory (shutdown).

@@ -284,6 +284,11 @@ impl TestNsqd {
         fs::read_to_string(self.stderr_path()).unwrap_or_default()
     }
 
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {

@@ -469,3 +469,27 @@ fn jobs_and_their_outcomes_are_send() {
     send::<Done>();
     send::<Spec>();
 }
+
+/// A drained queue gives back the slots a burst grew; a small one keeps
+/// them, so a queue hovering near empty does not reallocate.
+#[test]
+fn a_drained_queue_releases_its_slots() {
+    let ids = IdGen::new(0, 0);
+    let mut memory: VecDeque<Message> = (0..10_000)
+        .map(|_| Message::new(ids.next_id(), Bytes::from_static(b"m"), None))
+        .collect();
+    memory.drain(..9_999);
+    assert_eq!(release_if_drained(&mut memory), 0);
+    assert!(memory.capacity() >= 10_000, "not empty yet: kept");
+    memory.pop_front();
+    assert!(release_if_drained(&mut memory) >= 10_000);
+    assert_eq!(memory.capacity(), 0, "empty after a burst: released");
+
+    let mut small: VecDeque<Message> = (0..100)
+        .map(|_| Message::new(ids.next_id(), Bytes::new(), None))
+        .collect();
+    small.clear();
+    let kept = small.capacity();
+    assert_eq!(release_if_drained(&mut small), 0);
+    assert_eq!(small.capacity(), kept);
+}

@@ -171,6 +171,7 @@ impl Shard {
                 glommio::spawn_local(tasks::statsd::run(Rc::downgrade(self), prefix)).detach();
             }
         }
+        glommio::spawn_local(tasks::trim::run(Rc::downgrade(self))).detach();
         glommio::spawn_local(tasks::sync::run(
             Rc::downgrade(self),
             self.ctx.sync_wake.clone(),

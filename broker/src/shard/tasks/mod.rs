@@ -10,8 +10,10 @@
 //!   it. It is fed by an event queue in one direction (nsqd's
 //!   `Notify -> lookupLoop`) and never calls back into the shard.
 //! - `statsd`: shard 0 pushes nsqd's statsd lines (`--statsd-address`).
+//! - `trim`: every shard returns the memory of a drained backlog to the OS.
 
 pub mod lookupd;
 pub mod metadata;
 pub mod statsd;
 pub mod sync;
+pub mod trim;
