@@ -1,6 +1,7 @@
 //! Scenarios that are not loadgen steps: NSQ's own bench tools
-//! (`bench_nsq`), idle connections (`idle_conns`) and topic-creation churn
-//! (`create_churn`). Each run fills named figures ([`RunResult::metrics`]);
+//! (`bench_nsq`), idle connections (`idle_conns`), topic-creation churn
+//! (`create_churn`) and the memory a fixed backlog costs
+//! (`backlog_memory`). Each run fills named figures ([`RunResult::metrics`]);
 //! the report shows them in a small ours / reference / ratio table per
 //! scenario, since they do not fit the msg/s columns of the main table.
 
@@ -26,6 +27,8 @@ pub enum Custom {
     IdleConns,
     /// PUB round trips while topics and channels are created.
     CreateChurn,
+    /// Memory with a fixed backlog in a channel, and after it drained.
+    BacklogMemory,
 }
 
 /// How a figure is printed.
@@ -126,6 +129,24 @@ impl Custom {
                 ("baseline_p50", "PUB round trip p50, baseline", Unit::Nanos),
                 ("baseline_p99", "PUB round trip p99, baseline", Unit::Nanos),
             ],
+            Custom::BacklogMemory => &[
+                ("anon_before", "anonymous memory, empty", Unit::Bytes),
+                (
+                    "anon_full",
+                    "anonymous memory, 1M messages queued",
+                    Unit::Bytes,
+                ),
+                (
+                    "bytes_per_msg",
+                    "bytes per queued 200 B message",
+                    Unit::Count,
+                ),
+                (
+                    "anon_drained",
+                    "anonymous memory 3 s after they were consumed",
+                    Unit::Bytes,
+                ),
+            ],
         }
     }
 
@@ -158,8 +179,60 @@ impl Custom {
             Custom::BenchNsq => crate::bench_nsq::run(env, broker, result),
             Custom::IdleConns => crate::edges::idle_conns(env, broker, result),
             Custom::CreateChurn => crate::edges::create_churn(broker, result),
+            Custom::BacklogMemory => backlog_memory(env, broker, result),
         }
     }
+}
+
+/// Messages `backlog_memory` queues (two producers, half each).
+const BACKLOG: u64 = 1_000_000;
+
+/// `backlog_memory`: publish exactly [`BACKLOG`] 200 B messages (MPUB 200)
+/// into topic `backlog`, channel `ch` (created first, no consumer), so
+/// both brokers hold the same backlog in their channel's memory queue
+/// (`--mem-queue-size=1000000`); read anonymous memory; consume them all;
+/// read it again 3 s later.
+fn backlog_memory(env: &Env, broker: &Broker, result: &mut RunResult) -> Result<()> {
+    let pid = broker.pid();
+    let anon = || status_bytes(pid, "RssAnon").ok_or_else(|| anyhow!("no RssAnon for {pid}"));
+    let before = anon()?;
+    let addr = format!("--nsqd-tcp-address={}", broker.tcp);
+    let common = |mode: &str| -> Vec<String> {
+        vec![
+            mode.into(),
+            addr.clone(),
+            "--topic=backlog".into(),
+            "--channel=ch".into(),
+            "--warmup=0".into(),
+            "--duration=120s".into(),
+            "--json".into(),
+        ]
+    };
+    let mut publish = common("pub");
+    publish.extend([format!("--count={}", BACKLOG / 2), "--producers=2".into()]);
+    let (_, ok) = crate::runner::run_loadgen(&env.loadgen, &publish, Duration::from_secs(180))?;
+    if !ok {
+        bail!("loadgen pub failed");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let full = anon()?;
+    let mut consume = common("sub");
+    consume.push(format!("--expect={BACKLOG}"));
+    let (_, ok) = crate::runner::run_loadgen(&env.loadgen, &consume, Duration::from_secs(180))?;
+    if !ok {
+        bail!("loadgen sub failed");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let drained = anon()?;
+    let m = &mut result.metrics;
+    m.insert("anon_before".into(), before as f64);
+    m.insert("anon_full".into(), full as f64);
+    m.insert(
+        "bytes_per_msg".into(),
+        full.saturating_sub(before) as f64 / BACKLOG as f64,
+    );
+    m.insert("anon_drained".into(), drained as f64);
+    Ok(())
 }
 
 /// A `/proc/<pid>/status` field in bytes (`VmRSS`, `VmHWM`, ...).

@@ -290,6 +290,13 @@ pub fn all(duration: Duration, warmup: Duration, certs: &std::path::Path) -> Vec
         Some(("churn_pub", "c0")),
         Custom::CreateChurn,
     ));
+    list.push(custom(
+        "backlog_memory",
+        "Memory for the same backlog: 1M × 200 B published (MPUB 200) into a channel with no consumer, then consumed",
+        &[MEM_QUEUE],
+        Some(("backlog", "ch")),
+        Custom::BacklogMemory,
+    ));
     list
 }
 
