@@ -54,6 +54,35 @@ fn decode_mpub(c: &mut Criterion) {
     group.finish();
 }
 
+/// A consumer's FINs, many per read, as the channel's core decodes them.
+fn decode_fin(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode_fin");
+    let count = 1000u64;
+    let mut input = bytes::BytesMut::new();
+    for i in 0..count {
+        input.extend_from_slice(b"FIN ");
+        input.extend_from_slice(&id_from_u64(0x0123_4567_0000_0000 + i).0);
+        input.extend_from_slice(b"\n");
+    }
+    group.throughput(Throughput::Elements(count));
+    group.bench_function("1000", |b| {
+        b.iter_batched_ref(
+            || input.clone(),
+            |buf| {
+                let limits = Limits::default();
+                let mut n = 0;
+                while let Ok(Some(cmd)) = decode_command(buf, &limits) {
+                    n += 1;
+                    std::hint::black_box(cmd);
+                }
+                assert_eq!(n, count);
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
 fn encode_message_frame(c: &mut Criterion) {
     let mut group = c.benchmark_group("encode_message_frame");
     for size in [100usize, 200, 1024] {
@@ -73,5 +102,11 @@ fn encode_message_frame(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode_pub, decode_mpub, encode_message_frame);
+criterion_group!(
+    benches,
+    decode_pub,
+    decode_mpub,
+    decode_fin,
+    encode_message_frame
+);
 criterion_main!(benches);

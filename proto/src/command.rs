@@ -20,7 +20,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::ProtoError;
-use crate::message::MessageId;
+use crate::message::{MessageId, MESSAGE_ID_LEN};
 use crate::names::is_valid_name;
 
 pub mod encode;
@@ -272,6 +272,10 @@ pub fn decode_magic(buf: &mut BytesMut) -> Result<Option<()>, ProtoError> {
 /// then, for MPUB, the count and each message size as soon as each is
 /// buffered. A valid command is returned only once complete.
 pub fn decode_command(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Command>, ProtoError> {
+    if let Some(id) = plain_fin(buf) {
+        buf.advance(FIN_LINE_LEN);
+        return Ok(Some(Command::Fin { id }));
+    }
     let scan_len = buf.len().min(MAX_LINE_LEN);
     let Some(newline) = buf[..scan_len].iter().position(|&b| b == b'\n') else {
         if buf.len() >= MAX_LINE_LEN {
@@ -393,6 +397,23 @@ const MAX_WORDS: usize = 3;
 struct Params<'a> {
     words: [&'a [u8]; MAX_WORDS],
     count: usize,
+}
+
+/// `FIN <16-byte id>\n`.
+const FIN_LINE_LEN: usize = 4 + MESSAGE_ID_LEN + 1;
+
+/// The ID of a buffer that starts with a plain `FIN <id>\n`, the command a
+/// consumer sends for nearly every message, recognised without splitting
+/// the line. Only a line the general parser reads the same way qualifies: no
+/// space, newline or trailing `\r` inside the ID; anything else (errors
+/// included) takes the general path.
+fn plain_fin(buf: &[u8]) -> Option<MessageId> {
+    let line = buf.get(..FIN_LINE_LEN)?;
+    let id = line.strip_prefix(b"FIN ")?.strip_suffix(b"\n")?;
+    if id.iter().any(|&b| b == b' ' || b == b'\n') || id.last() == Some(&b'\r') {
+        return None;
+    }
+    MessageId::from_slice(id)
 }
 
 impl<'a> Params<'a> {
@@ -759,6 +780,59 @@ fn walk_mpub(
         return Err(MpubError::Mismatch);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod fin_tests {
+    use super::*;
+
+    /// Whatever the fast path accepts, the general parser reads the same way.
+    #[test]
+    fn plain_fin_agrees_with_the_general_parse() {
+        let lines: [&[u8]; 9] = [
+            b"FIN 0123456789abcdef\n",
+            b"FIN 0123456789abcde\r\n",
+            b"FIN 0123456789abcd\r\n",
+            b"FIN 0123456789 bcdef\n",
+            b"FIN 0123456789abcdef \n",
+            b"FIN 0123456789abcdefg\n",
+            b"FIN  123456789abcdef\n",
+            b"FIN \x00\xff23456789abcdef\n",
+            b"FIN 0123456789a\ncdef\n",
+        ];
+        let limits = Limits::default();
+        for line in lines {
+            let general = {
+                let newline = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+                let text = &line[..newline];
+                let text = text.strip_suffix(b"\r").unwrap_or(text);
+                match parse_line(text, &limits) {
+                    Ok(Line::Done(Command::Fin { id })) => Some(id),
+                    _ => None,
+                }
+            };
+            if let Some(fast) = plain_fin(line) {
+                assert_eq!(Some(fast), general, "{:?}", String::from_utf8_lossy(line));
+            }
+            // And through decode_command: the same command or error as ever.
+            let mut buf = BytesMut::from(line);
+            let got = decode_command(&mut buf, &limits);
+            match general {
+                Some(id) => assert!(
+                    matches!(got, Ok(Some(Command::Fin { id: got })) if got == id),
+                    "{:?}",
+                    String::from_utf8_lossy(line)
+                ),
+                None => assert!(
+                    !matches!(got, Ok(Some(Command::Fin { .. }))),
+                    "{:?}",
+                    String::from_utf8_lossy(line)
+                ),
+            }
+        }
+        assert!(plain_fin(b"FIN 0123456789abcdef\n").is_some());
+        assert!(plain_fin(b"FIN 0123456789abcde").is_none(), "incomplete");
+    }
 }
 
 #[cfg(test)]
